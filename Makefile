@@ -1,0 +1,38 @@
+# The newcomer's two commands are `make run` and `make test`; the rest are the coach's.
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: setup build run serve test lint new-post clean
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+## build: check and build the site into site/ (fails with a readable message on a mistake)
+build: setup
+	$(BIN)/mkdocs build --strict
+
+## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT)
+run: build
+	$(BIN)/python -m leadform.serve --port $(PORT)
+
+## serve: live preview while writing (drafts shown), http://127.0.0.1:$(PORT)
+serve: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
+
+## test: lint and run every test
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+## new-post: make new-post TITLE="Mijn titel"
+new-post: setup
+	$(BIN)/python -m site_config.new_post "$(TITLE)"
+
+clean:
+	rm -rf site .pytest_cache test-artifacts

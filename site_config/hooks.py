@@ -1,0 +1,77 @@
+"""MkDocs hooks: take facts from site_config and stop a build the coach can fix.
+
+MkDocs loads this file by path, so it stays thin and imports the installed
+`site_config` package for the real work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
+
+from site_config import ConfigError, load_settings
+from site_config.checks import check_markdown_links, check_page_html, check_post
+
+log = logging.getLogger("mkdocs.hooks.site_config")
+
+
+def _fail(problems: list[str]) -> None:
+    if problems:
+        raise PluginError("De site kan niet gebouwd worden:\n  - " + "\n  - ".join(problems))
+
+
+@event_priority(100)
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Take the site's identity from site.yml, the one place the coach edits it."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise PluginError(f"De site kan niet gebouwd worden: {exc}") from None
+    config.site_name = settings.site.name
+    config.site_url = settings.site.url
+    config.site_description = settings.site.description
+    config.copyright = f"© {settings.coach.company}"
+    return config
+
+
+@event_priority(100)
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Check every blog post's front matter before the blog plugin reads it."""
+    blog = config.plugins["material/blog"]
+    settings = load_settings()
+    if "coach" in blog.authors:
+        blog.authors["coach"].name = settings.coach.name
+    posts_dir = blog.config.post_dir.format(blog=blog.config.blog_dir).strip("/") + "/"
+    problems = []
+    for file in files.documentation_pages():
+        if file.src_uri.startswith(posts_dir):
+            text = Path(file.abs_src_path).read_text(encoding="utf-8-sig")
+            problems += check_post(f"docs/{file.src_uri}", text, blog.config.categories_allowed,
+                                   blog.authors)
+    _fail(problems)
+    return files
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Broken links and missing or undescribed images, named per page."""
+    exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
+    _fail(check_markdown_links(page.file.src_uri, markdown, exists))
+    return markdown
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    """Nothing in a finished page may load from another host."""
+    _fail(check_page_html(f"docs/{page.file.src_uri}", output))
+    return output
+
+
+def on_env(env, config: MkDocsConfig, files: Files):
+    """Give the theme templates the same settings the pages and the app use."""
+    env.globals["settings"] = load_settings()
+    return env

@@ -1,0 +1,49 @@
+"""Validation of the YAML sources, with errors a coach can act on.
+
+The coach edits `site.yml` and the checklist files by hand, so every mistake is
+reported in plain language that names the file and the key, instead of a
+Python traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A mistake in one of the YAML files under site_config/."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse one YAML file, turning syntax errors into a readable message."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Het bestand {path} ontbreekt.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (regel {mark.line + 1})" if mark else ""
+        raise ConfigError(
+            f"{path.name}{where}: de YAML-opmaak klopt niet. Controleer inspringing, "
+            "dubbele punten en aanhalingstekens."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: het bestand moet sleutels met waarden bevatten.")
+    return data
+
+
+def require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """Return data[key], or fail naming the missing or mistyped key."""
+    if key not in data or data[key] in (None, ""):
+        raise ConfigError(f"{where}: '{key}' ontbreekt.")
+    value = data[key]
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        names = {str: "tekst", int: "een getal", float: "een getal", list: "een lijst",
+                 dict: "een groep sleutels", bool: "true of false"}
+        raise ConfigError(f"{where}: '{key}' moet {names.get(kind, kind.__name__)} zijn.")
+    return value
