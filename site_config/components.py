@@ -46,7 +46,7 @@ def checklist_form(env) -> Callable[[str], str]:
         """The request form of one checklist, built from the form class that validates it."""
         from site_config.forms_html import checklist_form_html
 
-        return checklist_form_html(load_settings().checklist(slug), env.page.url)
+        return checklist_form_html(load_settings().checklist(slug))
 
     return render
 
@@ -56,7 +56,7 @@ def contact_form(env) -> Callable[[], str]:
         """The contact form, built from the form class that validates it."""
         from site_config.forms_html import contact_form_html
 
-        return contact_form_html(env.page.url)
+        return contact_form_html()
 
     return render
 

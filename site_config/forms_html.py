@@ -1,11 +1,17 @@
-"""Static HTML of the app's forms, rendered at build time (filled in with the lead-capture app)."""
+"""Static HTML of the app's forms for the site's pages, rendered by the app's own templates."""
 
 from __future__ import annotations
 
-
-def checklist_form_html(checklist, page_url: str) -> str:
-    return '<p class="coach-form-soon">Het aanvraagformulier volgt binnenkort.</p>'
+from site_config import Checklist
 
 
-def contact_form_html(page_url: str) -> str:
-    return '<p class="coach-form-soon">Het contactformulier volgt binnenkort.</p>'
+def checklist_form_html(checklist: Checklist) -> str:
+    from leadform.render import static_form_html
+
+    return static_form_html("checklist", checklist=checklist)
+
+
+def contact_form_html() -> str:
+    from leadform.render import static_form_html
+
+    return static_form_html("contact")

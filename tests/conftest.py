@@ -88,3 +88,143 @@ def browser():
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# -- the lead-capture app --------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _no_leadform_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's LEADFORM_* settings."""
+    for name in list(os.environ):
+        if name.startswith("LEADFORM_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from leadform.pdf import build_pdfs
+
+    folder = tmp_path_factory.mktemp("pdfs")
+    build_pdfs(folder)
+    return folder
+
+
+def app_config(tmp_path: Path, pdf_dir: Path, **overrides: object) -> dict:
+    return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "PDF_DIR": str(pdf_dir),
+            "OUTBOX_THREAD": False, "PUBLIC_URL": "http://site.test/", "RATELIMIT_ENABLED": False,
+            "MAIL_BACKEND": "file", **overrides}
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, pdf_dir: Path):
+    """Build an app on a fresh SQLite file in tmp_path; keyword arguments override config."""
+    from leadform import create_app
+
+    def factory(**overrides: object):
+        return create_app(app_config(tmp_path, pdf_dir, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(WTF_CSRF_ENABLED=False)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class SMTPRecorder:
+    """aiosmtpd handler that records messages, or answers with a chosen failure."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.reply: str | None = None   # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
+        self.refuse: dict[str, str] = {}  # recipient -> reply, for one address only
+        self.delay = 0.0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        import asyncio
+        from email import message_from_bytes
+        from email.policy import default
+
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.reply:
+            return self.reply
+        for rcpt in envelope.rcpt_tos:
+            if rcpt in self.refuse:
+                return self.refuse[rcpt]
+        message = message_from_bytes(envelope.content, policy=default)
+        self.messages.append((envelope.rcpt_tos, message))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on a free loopback port, stopped after the test."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    recorder = SMTPRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    recorder.port = port
+    recorder.controller = controller
+    yield recorder
+    controller.stop()
+
+
+def smtp_config(port: int) -> dict:
+    return {"MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TIMEOUT": 2.0,
+            "OUTBOX_BACKOFF_SECONDS": 0}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The site and the app on one origin, as `make run` serves them."""
+
+    def __init__(self, url: str, app, server) -> None:
+        self.url, self.app, self.server = url, app, server
+
+
+@pytest.fixture
+def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, request: pytest.FixtureRequest):
+    """leadform.serve's one-origin WSGI app on a free loopback port, stopped after the test.
+
+    Config overrides come from `@pytest.mark.live_config(KEY=value)`.
+    """
+    from werkzeug.serving import make_server
+
+    from leadform.serve import OneOrigin, StaticSite
+
+    marker = request.node.get_closest_marker("live_config")
+    overrides = dict(marker.kwargs) if marker else {}
+    port = free_port()
+    from leadform import create_app
+
+    app = create_app(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir),
+                                PUBLIC_URL=f"http://127.0.0.1:{port}/", **overrides))
+    server = make_server("127.0.0.1", port, OneOrigin(app, StaticSite(site_dir)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LiveServer(f"http://127.0.0.1:{port}", app, server)
+    server.shutdown()

@@ -1,0 +1,43 @@
+"""Defaults for the lead-capture app; every key can be set as LEADFORM_<KEY> in the environment.
+
+The embedded default needs nothing installed: SQLite and mail files in the
+instance folder. Production sets at least LEADFORM_SECRET_KEY, the mail backend
+and LEADFORM_PUBLIC_HTTPS=true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    SECRET_KEY: str | None = None          # required outside testing
+    DATABASE_URL: str | None = None        # default: sqlite:///<instance>/leadform.sqlite3
+    SITE_DIR = str(ROOT / "site")          # the built static site, served by `make run`
+    PDF_DIR: str | None = None             # default: <instance>/pdfs
+    MAIL_BACKEND = "file"                  # "file" (writes .eml to <instance>/mail) or "smtp"
+    MAIL_DIR: str | None = None
+    MAIL_FROM = "no-reply@voorbeeld-coaching.be"
+    SMTP_HOST = "localhost"
+    SMTP_PORT = 25
+    SMTP_SECURITY = "none"                 # "none", "starttls" or "tls"
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_TIMEOUT = 10.0
+    OUTBOX_MAX_ATTEMPTS = 8
+    OUTBOX_BACKOFF_SECONDS = 30            # doubles each attempt, capped at one hour
+    OUTBOX_LEASE_SECONDS = 300             # a 'sending' row older than this was abandoned by a crash
+    OUTBOX_THREAD = True                   # deliver after each commit in a background thread
+    NOTIFY_COACH = True                    # mail the coach on each newly confirmed lead
+    CONTACT_CONFIRMATION = True            # mail the visitor a short confirmation
+    COACH_EMAIL: str | None = None         # default: coach.email from site_config
+    PUBLIC_HTTPS = False                   # Secure + __Host- cookies, HSTS
+    RATELIMIT_STORAGE_URI = "memory://"    # shared storage (redis://...) when running several workers
+    RATELIMIT_ENABLED = True
+    MAX_CONTENT_LENGTH = 64 * 1024
+    WTF_CSRF_TIME_LIMIT = 6 * 3600
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SITE_BUILD = "dev"                     # set by the deployment to the site build's id

@@ -1,0 +1,78 @@
+"""Contact flow: POST /api/contact stores the message, then mails the coach through the outbox.
+
+Bots get the same thank-you redirect as people but nothing is stored: a filled
+honeypot or a submit faster than `contact_min_seconds` after the form was shown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, redirect
+from sqlalchemy.exc import SQLAlchemyError
+
+from leadform import db, mails, outbox
+from leadform.extensions import limiter
+from leadform.forms import ContactForm, subject_choices
+from leadform.models import ContactMessage
+from leadform.pages import render_page
+from leadform.timing import issue_started, seconds_since
+from site_config import load_settings
+
+bp = Blueprint("contact", __name__)
+log = logging.getLogger("leadform.contact")
+THANK_YOU = "/contact/bedankt/"
+UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets verloren: je bericht staat "
+               "hieronder nog ingevuld. Probeer het later opnieuw.")
+
+
+def form_page(form: ContactForm, status: int, notice: str | None = None):
+    from flask_wtf.csrf import generate_csrf
+
+    return render_page("form_page.html", status, kind="contact", form=form, title="Stuur een bericht",
+                       notice=notice, csrf_token=generate_csrf(), started=issue_started())
+
+
+def is_bot(form: ContactForm) -> str | None:
+    """Why this submission looks automated, or None."""
+    if form.website.data:
+        return "honeypot"
+    elapsed = seconds_since(form.started.data)
+    if elapsed is None:
+        return "no-start-token"
+    if elapsed < load_settings().limits.contact_min_seconds:
+        return "too-fast"
+    return None
+
+
+@bp.post("/api/contact")
+@limiter.limit(lambda: load_settings().limits.form_per_ip, scope="form-contact")
+def contact():
+    form = ContactForm()
+    if not form.validate():
+        log.info("contact invalid fields=%s", ",".join(sorted(form.errors)))
+        return form_page(form, 400)
+    reason = is_bot(form)
+    if reason == "no-start-token":
+        # A person without JavaScript: show the form again, filled in, with a fresh start time.
+        return form_page(form, 400, notice="Bijna klaar: kijk je bericht na en verstuur het opnieuw.")
+    if reason:
+        log.info("contact dropped reason=%s", reason)
+        return redirect(THANK_YOU, code=303)
+    labels = dict(subject_choices())
+    s = db.session()
+    try:
+        with s.begin():
+            message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
+                                     subject=form.subject.data, message=form.message.data)
+            s.add(message)
+            s.flush()
+            mails.queue_contact_to_coach(s, message, labels[form.subject.data])
+            mails.queue_contact_confirmation(s, message)
+    except SQLAlchemyError as exc:
+        s.rollback()
+        log.error("contact not stored error=%s", type(exc).__name__)
+        return form_page(form, 503, notice=UNAVAILABLE)
+    log.info("contact stored message_id=%s", message.id)
+    outbox.kick()
+    return redirect(THANK_YOU, code=303)

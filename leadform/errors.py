@@ -1,0 +1,88 @@
+"""Error pages: Dutch for the visitor, one English line in the log, never a traceback.
+
+A form posted without a valid CSRF token (a static page without JavaScript, or
+an old tab) is shown again by the app, filled in, with a fresh token: one more
+click and nothing the visitor typed is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from leadform.pages import render_page
+
+log = logging.getLogger("leadform.errors")
+
+MESSAGES = {
+    400: ("Dat lukte niet", "Je aanvraag was niet volledig of niet geldig. Ga terug en probeer het opnieuw."),
+    404: ("Pagina niet gevonden", "Deze pagina bestaat niet (meer)."),
+    405: ("Dat kan zo niet", "Deze pagina is er alleen om een formulier te versturen."),
+    413: ("Te veel tekst", "Je bericht is te groot om te versturen. Maak het korter en probeer opnieuw."),
+    429: ("Even geduld", "Je hebt dit formulier de voorbije minuten te vaak verstuurd."),
+    500: ("Er ging iets mis", "Er ging bij ons iets mis. Probeer het later opnieuw."),
+    503: ("Even niet beschikbaar", "We kunnen je aanvraag nu niet verwerken. Probeer het later opnieuw."),
+}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/consent") or request.path.startswith("/api/analytics") \
+        or request.accept_mimetypes.best == "application/json"
+
+
+def _retry_after(error: HTTPException) -> str | None:
+    response = error.get_response()
+    return response.headers.get("Retry-After")
+
+
+def handle_http(error: HTTPException):
+    status = error.code or 500
+    title, text = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
+    log.info("http error status=%s method=%s endpoint=%s", status, request.method, request.endpoint)
+    if _wants_json():
+        return jsonify(error=status), status
+    paragraphs = [text]
+    headers = {}
+    if status == 429:
+        retry = _retry_after(error)
+        minutes = max(1, round(int(retry) / 60)) if retry and retry.isdigit() else 10
+        paragraphs.append(f"Probeer het over {minutes} minuten opnieuw. Wat je invulde, kan je met de "
+                          "terugknop van je browser terugvinden.")
+        if retry:
+            headers["Retry-After"] = retry
+    html, code = render_page("message_page.html", status, title=title, paragraphs=paragraphs,
+                             links=[("/", "Naar de startpagina")])
+    return html, code, headers
+
+
+def handle_csrf(error: CSRFError):
+    log.info("csrf token missing or invalid endpoint=%s", request.endpoint)
+    notice = "Bijna klaar: kijk je gegevens na en verstuur het formulier nog één keer."
+    if request.endpoint == "checklists.request_checklist":
+        from leadform.checklists import _checklist, form_page
+        from leadform.forms import ChecklistForm
+
+        return form_page(ChecklistForm(), _checklist(request.view_args["slug"]), 400, notice=notice)
+    if request.endpoint == "contact.contact":
+        from leadform.contact import form_page
+        from leadform.forms import ContactForm
+
+        return form_page(ContactForm(), 400, notice=notice)
+    return handle_http(error)
+
+
+def handle_unexpected(error: Exception):
+    log.error("unhandled error endpoint=%s type=%s", request.endpoint, type(error).__name__)
+    if _wants_json():
+        return jsonify(error=500), 500
+    title, text = MESSAGES[500]
+    return render_page("message_page.html", 500, title=title, paragraphs=[text])
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf)
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(Exception, handle_unexpected)

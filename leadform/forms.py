@@ -1,0 +1,74 @@
+"""The form classes: one source for fields, labels, limits and Dutch messages.
+
+The same classes validate a POST and, at build time, render the static forms on
+the site (see `leadform.render`), so `required`, `maxlength` and `type=email`
+in the HTML always match what the server accepts.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField, TextAreaField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp, ValidationError
+
+from site_config import load_settings
+
+NAME_MAX = 100
+EMAIL_MAX = 254
+PHONE_MAX = 40
+NO_CONTROL = Regexp(r"^[^\x00-\x1f\x7f]*$", message="Gebruik geen speciale tekens of regeleinden.")
+EMAIL = Email(message="Dit lijkt geen geldig e-mailadres. Controleer het even.", check_deliverability=False,
+              granular_message=False)
+
+
+def lower_strip(value: str | None) -> str | None:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class ChecklistForm(FlaskForm):
+    name = StringField("Je naam", filters=[strip], validators=[
+        DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NO_CONTROL])
+    email = EmailField("Je e-mailadres", filters=[lower_strip], validators=[
+        DataRequired("Vul je e-mailadres in."), Length(max=EMAIL_MAX, message="Dit e-mailadres is te lang."),
+        NO_CONTROL, EMAIL])
+    privacy = BooleanField("Ik heb de privacyverklaring gelezen en ga ermee akkoord.", validators=[
+        InputRequired("Duid aan dat je de privacyverklaring gelezen hebt.")])
+    newsletter = BooleanField("Stuur me ook af en toe de nieuwsbrief (los van de checklist, altijd opzegbaar).",
+                              default=False)
+
+
+def subject_choices() -> list[tuple[str, str]]:
+    return [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
+            ("leiderschapscoaching", "Leiderschapscoaching"),
+            ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
+            ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
+
+
+class ContactForm(FlaskForm):
+    name = StringField("Je naam", filters=[strip], validators=[
+        DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NO_CONTROL])
+    email = EmailField("Je e-mailadres", filters=[lower_strip], validators=[
+        DataRequired("Vul je e-mailadres in."), Length(max=EMAIL_MAX, message="Dit e-mailadres is te lang."),
+        NO_CONTROL, EMAIL])
+    phone = TelField("Je telefoonnummer (niet verplicht)", filters=[strip], validators=[
+        Optional(), Length(max=PHONE_MAX, message="Dit telefoonnummer is te lang."),
+        Regexp(r"^[0-9+()./ -]*$", message="Gebruik alleen cijfers, spaties en + ( ) . / -.")])
+    subject = SelectField("Waarover gaat je vraag?", choices=subject_choices(), validate_choice=False, validators=[
+        DataRequired("Kies een onderwerp.")])
+    message = TextAreaField("Je bericht", filters=[strip], validators=[
+        DataRequired("Schrijf je bericht."),
+        Length(max=load_settings().limits.message_max_length,
+               message="Je bericht is te lang: hou het onder %(max)d tekens.")])
+    privacy = BooleanField("Ik heb de privacyverklaring gelezen en ga ermee akkoord.", validators=[
+        InputRequired("Duid aan dat je de privacyverklaring gelezen hebt.")])
+    # Spam traps: a field people never see, and a signed render time (checked in contact.py).
+    website = StringField("Laat dit veld leeg", validators=[Optional()])
+    started = HiddenField()
+
+    def validate_subject(self, field) -> None:
+        if field.data not in {value for value, _ in subject_choices() if value}:
+            raise ValidationError("Kies een onderwerp.")

@@ -1,0 +1,59 @@
+"""Personal download links: signed and time-limited, only a hash of the secret is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from leadform.models import Download, Lead, utcnow
+from site_config import load_settings
+
+
+class LinkExpired(Exception):
+    def __init__(self, token: str) -> None:
+        super().__init__("download link expired")
+        self.token = token
+
+
+class LinkInvalid(Exception):
+    """Tampered with, or made with another secret."""
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="download-link")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def valid_days() -> int:
+    return load_settings().limits.link_valid_days
+
+
+def new_download(lead: Lead) -> tuple[Download, str]:
+    """A new Download row for the lead and the signed token that goes into the mail."""
+    secret = secrets.token_urlsafe(24)
+    download = Download(token_hash=hash_secret(secret), expires_at=utcnow() + dt.timedelta(days=valid_days()))
+    lead.downloads.append(download)
+    return download, _serializer().dumps(secret)
+
+
+def public_url(token: str) -> str:
+    base = current_app.config.get("PUBLIC_URL") or load_settings().site.url
+    return base.rstrip("/") + "/download/" + token
+
+
+def secret_from(token: str, *, allow_expired: bool = False) -> str:
+    """The secret inside a signed token; raises LinkExpired or LinkInvalid."""
+    serializer = _serializer()
+    try:
+        return serializer.loads(token, max_age=None if allow_expired else valid_days() * 86400)
+    except SignatureExpired:
+        raise LinkExpired(token) from None
+    except BadSignature:
+        raise LinkInvalid() from None

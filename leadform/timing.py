@@ -1,0 +1,27 @@
+"""A signed 'form shown at' time: bots that submit faster than a person can are ignored."""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="form-started")
+
+
+def issue_started() -> str:
+    return _serializer().dumps(time.time())
+
+
+def seconds_since(token: str | None) -> float | None:
+    """Seconds since the token was issued, or None when it is missing or forged."""
+    if not token:
+        return None
+    try:
+        started = float(_serializer().loads(token))
+    except (BadSignature, TypeError, ValueError):
+        return None
+    return time.time() - started

@@ -1,0 +1,215 @@
+"""A prospect asks for a checklist, gets a mail with a personal link, and downloads the PDF."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from conftest import free_port, smtp_config
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from leadform import db, outbox
+from leadform.models import Download, Lead, OutboxMail
+from site_config import load_settings
+
+FORM = {"name": "Sofie Peeters", "email": "Sofie.Peeters@Example.be", "privacy": "y"}
+LINK = re.compile(r"http://site\.test/download/(\S+)")
+
+
+def count(app, model, *where) -> int:
+    with app.app_context(), db.transaction() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def lead(app, email: str = "sofie.peeters@example.be", slug: str = "teams") -> Lead:
+    with app.app_context(), db.transaction() as s:
+        return s.scalars(select(Lead).where(Lead.email == email, Lead.checklist == slug)).one()
+
+
+def deliver(app) -> dict[str, int]:
+    with app.app_context():
+        return outbox.deliver_due()
+
+
+def test_request_stores_lead_and_queues_mail_then_redirects(client, app) -> None:
+    response = client.post("/api/checklists/teams", data={**FORM, "newsletter": "y"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/checklists/bedankt/"
+    stored = lead(app)
+    assert stored.name == "Sofie Peeters" and stored.email == "sofie.peeters@example.be"
+    assert stored.newsletter_requested and stored.newsletter_consent_at is None and stored.confirmed_at is None
+    assert count(app, OutboxMail, OutboxMail.kind == "checklist_link", OutboxMail.status == "queued") == 1
+    with app.app_context(), db.transaction() as s:
+        download = s.scalars(select(Download)).one()
+        mail = s.scalars(select(OutboxMail)).one()
+    token = LINK.search(mail.body_text).group(1)
+    assert download.token_hash not in mail.body_text and token not in download.token_hash
+    assert "List-Unsubscribe" in mail.headers
+
+
+def test_asking_again_updates_the_same_lead_within_a_daily_mail_limit(client, app) -> None:
+    for email in ("sofie.peeters@example.be", "SOFIE.PEETERS@example.be", " Sofie.Peeters@example.be "):
+        assert client.post("/api/checklists/teams", data={**FORM, "email": email}).status_code == 303
+    assert count(app, Lead) == 1
+    assert lead(app).request_count == 3
+    assert count(app, OutboxMail) == 3
+    assert client.post("/api/checklists/teams", data=FORM).status_code == 303
+    assert count(app, OutboxMail) == load_settings().limits.mails_per_address_per_day == 3
+    assert client.post("/api/checklists/leiderschap", data=FORM).status_code == 303
+    assert count(app, Lead) == 2
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({**FORM, "email": "sofie@"}, "Dit lijkt geen geldig e-mailadres"),
+    ({**FORM, "name": ""}, "Vul je naam in."),
+    ({k: v for k, v in FORM.items() if k != "privacy"}, "Duid aan dat je de privacyverklaring gelezen hebt."),
+    ({**FORM, "name": "x" * 101}, "Je naam is te lang."),
+])
+def test_invalid_input_gets_a_dutch_message_and_keeps_what_was_typed(client, app, data, message) -> None:
+    response = client.post("/api/checklists/teams", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert message in html
+    assert f'value="{data["email"].strip().lower()}"' in html
+    assert count(app, Lead) == 0 and count(app, OutboxMail) == 0
+
+
+def test_unknown_checklist_is_404(client) -> None:
+    assert client.post("/api/checklists/koken", data=FORM).status_code == 404
+
+
+def test_csrf_token_missing_stores_nothing_and_offers_the_filled_in_form(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    response = client.post("/api/checklists/teams", data=FORM)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert count(app, Lead) == 0
+    assert 'value="Sofie Peeters"' in html and "nog één keer" in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    response = client.post("/api/checklists/teams", data={**FORM, "csrf_token": token})
+    assert response.status_code == 303 and count(app, Lead) == 1
+
+
+def test_static_page_token_endpoint_gives_a_working_token(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    token = client.get("/api/csrf").get_json()["csrf_token"]
+    assert client.post("/api/checklists/teams", data={**FORM, "csrf_token": "forged"}).status_code == 400
+    assert count(app, Lead) == 0
+    assert client.post("/api/checklists/teams", data={**FORM, "csrf_token": token}).status_code == 303
+
+
+def test_mail_arrives_over_smtp_and_the_link_downloads_the_pdf(make_app, smtp_server) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
+    client = app.test_client()
+    client.post("/api/checklists/leiderschap", data={**FORM, "newsletter": "y"})
+    assert deliver(app)["sent"] == 1
+    (rcpt, message), = smtp_server.messages
+    assert rcpt == ["sofie.peeters@example.be"]
+    assert message["Subject"] == "Je CHECKLIST LEADERSHIP: je persoonlijke downloadlink"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    token = LINK.search(text).group(1)
+    assert token in html
+
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    assert 'filename=checklist-leiderschap.pdf' in response.headers["Content-Disposition"]
+    pdf_text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    pdf_text = re.sub(r"\s+", " ", pdf_text)
+    for statement in load_settings().checklist("leiderschap").statements:
+        assert re.sub(r"\s+", " ", statement) in pdf_text
+
+    confirmed = lead(app, slug="leiderschap")
+    assert confirmed.confirmed_at is not None and confirmed.newsletter_consent_at is not None
+    assert deliver(app)["sent"] == 1  # the coach's notification
+    rcpt, note = smtp_server.messages[-1]
+    assert rcpt == [load_settings().coach.email] and "Sofie Peeters" in note.get_body(("plain",)).get_content()
+    assert client.get(f"/download/{token}").status_code == 200
+    assert deliver(app)["sent"] == 0, "the coach hears about a lead once"
+
+
+def test_coach_notification_can_be_switched_off(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, NOTIFY_COACH=False)
+    client = app.test_client()
+    client.post("/api/checklists/teams", data=FORM)
+    with app.app_context(), db.transaction() as s:
+        token = LINK.search(s.scalars(select(OutboxMail)).one().body_text).group(1)
+    client.get(f"/download/{token}")
+    assert count(app, OutboxMail) == 1
+
+
+def test_tampered_link_shows_a_friendly_page(client) -> None:
+    response = client.get("/download/abc.def.ghi")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "Deze link werkt niet" in html and "/checklists/teams/" in html
+
+
+def test_expired_link_offers_a_new_one(client, app, monkeypatch) -> None:
+    import itsdangerous.timed
+
+    fifteen_days_ago = time.time() - 15 * 86400
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: fifteen_days_ago)
+    client.post("/api/checklists/teams", data=FORM)
+    monkeypatch.undo()
+    with app.app_context(), db.transaction() as s:
+        token = LINK.search(s.scalars(select(OutboxMail)).one().body_text).group(1)
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 410
+    assert "Deze link is verlopen" in response.get_data(as_text=True)
+    assert lead(app).confirmed_at is None
+    response = client.post("/download/renew", data={"token": token})
+    assert response.status_code == 303
+    assert count(app, OutboxMail, OutboxMail.kind == "checklist_link") == 2
+    with app.app_context(), db.transaction() as s:
+        fresh = LINK.search(s.scalars(select(OutboxMail).order_by(OutboxMail.id.desc())).first().body_text).group(1)
+    assert client.get(f"/download/{fresh}").status_code == 200
+
+
+def test_smtp_down_then_up_delivers_exactly_once(make_app, smtp_server) -> None:
+    dead = free_port()
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(dead))
+    client = app.test_client()
+    started = time.perf_counter()
+    assert client.post("/api/checklists/teams", data=FORM).status_code == 303
+    assert time.perf_counter() - started < 2
+    assert count(app, Lead) == 1
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    app.config["SMTP_PORT"] = smtp_server.port
+    with app.app_context(), db.transaction() as s:
+        s.execute(OutboxMail.__table__.update().values(next_attempt_at=OutboxMail.created_at))
+    assert deliver(app)["sent"] == 1
+    assert deliver(app)["sent"] == 0
+    assert len(smtp_server.messages) == 1
+
+
+def test_451_is_retried_and_550_marks_failed_and_tells_the_coach(make_app, smtp_server) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
+    client = app.test_client()
+    client.post("/api/checklists/teams", data=FORM)
+    smtp_server.reply = "451 4.3.0 Try again later"
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    smtp_server.reply = None
+    assert deliver(app)["sent"] == 1
+    assert len(smtp_server.messages) == 1
+
+    client.post("/api/checklists/leiderschap", data=FORM)
+    smtp_server.refuse["sofie.peeters@example.be"] = "550 5.1.1 No such user"
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 1}
+    assert count(app, OutboxMail, OutboxMail.status == "failed", OutboxMail.kind == "checklist_link") == 1
+    rcpt, report = smtp_server.messages[-1]
+    assert rcpt == [load_settings().coach.email]
+    assert "kon niet verstuurd worden" in report["Subject"]
+
+
+def test_no_secret_outside_testing_refuses_to_start(tmp_path) -> None:
+    from leadform import create_app
+
+    with pytest.raises(RuntimeError, match="LEADFORM_SECRET_KEY is not set"):
+        create_app({"INSTANCE_PATH": str(tmp_path)})
