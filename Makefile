@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test lint new-post clean
+.PHONY: setup build run serve test new-post leads export outbox outbox-retry messages clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,13 +13,14 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-## build: check and build the site into site/ (fails with a readable message on a mistake)
+## build: check and build the site into site/ and the checklist PDFs into instance/pdfs/
 build: setup
 	$(BIN)/mkdocs build --strict
+	$(BIN)/python -m leadform.pdf instance/pdfs
 
 ## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT)
 run: build
-	$(BIN)/python -m leadform.serve --port $(PORT)
+	LEADFORM_DEV_SECRET=1 $(BIN)/python -m leadform.serve --port $(PORT)
 
 ## serve: live preview while writing (drafts shown), http://127.0.0.1:$(PORT)
 serve: setup
@@ -33,6 +34,19 @@ test: setup
 ## new-post: make new-post TITLE="Mijn titel"
 new-post: setup
 	$(BIN)/python -m site_config.new_post "$(TITLE)"
+
+## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
+FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform
+leads: setup
+	$(FLASK) leads list
+export: setup
+	$(FLASK) leads export --format csv
+messages: setup
+	$(FLASK) messages list
+outbox: setup
+	$(FLASK) outbox list
+outbox-retry: setup
+	$(FLASK) outbox retry
 
 clean:
 	rm -rf site .pytest_cache test-artifacts

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mails, outbox
 from leadform.extensions import limiter
-from leadform.forms import ContactForm, subject_choices
+from leadform.forms import SUBJECTS, ContactForm
 from leadform.models import ContactMessage
 from leadform.pages import render_page
 from leadform.timing import issue_started, seconds_since
@@ -26,11 +26,14 @@ UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets ver
                "hieronder nog ingevuld. Probeer het later opnieuw.")
 
 
-def form_page(form: ContactForm, status: int, notice: str | None = None):
+def form_page(form: ContactForm, status: int, notice: str | None = None, *, resubmit: bool = False):
+    """The form again, filled in. On a resubmit (no JavaScript) the visitor already spent the
+    time typing on the static page, so the start time is backdated by the minimum."""
     from flask_wtf.csrf import generate_csrf
 
+    backdate = load_settings().limits.contact_min_seconds if resubmit else 0
     return render_page("form_page.html", status, kind="contact", form=form, title="Stuur een bericht",
-                       notice=notice, csrf_token=generate_csrf(), started=issue_started())
+                       notice=notice, csrf_token=generate_csrf(), started=issue_started(backdate))
 
 
 def is_bot(form: ContactForm) -> str | None:
@@ -55,11 +58,11 @@ def contact():
     reason = is_bot(form)
     if reason == "no-start-token":
         # A person without JavaScript: show the form again, filled in, with a fresh start time.
-        return form_page(form, 400, notice="Bijna klaar: kijk je bericht na en verstuur het opnieuw.")
+        return form_page(form, 400, notice="Bijna klaar: kijk je bericht na en verstuur het opnieuw.",
+                         resubmit=True)
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
-    labels = dict(subject_choices())
     s = db.session()
     try:
         with s.begin():
@@ -67,7 +70,7 @@ def contact():
                                      subject=form.subject.data, message=form.message.data)
             s.add(message)
             s.flush()
-            mails.queue_contact_to_coach(s, message, labels[form.subject.data])
+            mails.queue_contact_to_coach(s, message, SUBJECTS[form.subject.data])
             mails.queue_contact_confirmation(s, message)
     except SQLAlchemyError as exc:
         s.rollback()

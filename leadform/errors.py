@@ -70,7 +70,7 @@ def handle_csrf(error: CSRFError):
         from leadform.contact import form_page
         from leadform.forms import ContactForm
 
-        return form_page(ContactForm(), 400, notice=notice)
+        return form_page(ContactForm(), 400, notice=notice, resubmit=True)
     return handle_http(error)
 
 

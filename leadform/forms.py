@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp, ValidationError
 
 from site_config import load_settings
@@ -41,11 +42,13 @@ class ChecklistForm(FlaskForm):
                               default=False)
 
 
-def subject_choices() -> list[tuple[str, str]]:
-    return [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
-            ("leiderschapscoaching", "Leiderschapscoaching"),
-            ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
-            ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
+SUBJECTS = {"teamcoaching": "Teamcoaching", "leiderschapscoaching": "Leiderschapscoaching",
+            "opleiding-klantgerichtheid": "Opleiding klantgerichtheid",
+            "samenwerking-tussen-teams": "Samenwerking tussen teams", "andere": "Iets anders"}
+
+
+def subject_choices() -> list[SelectChoice]:
+    return [SelectChoice("", "Kies een onderwerp")] + [SelectChoice(k, v) for k, v in SUBJECTS.items()]
 
 
 class ContactForm(FlaskForm):
@@ -70,5 +73,5 @@ class ContactForm(FlaskForm):
     started = HiddenField()
 
     def validate_subject(self, field) -> None:
-        if field.data not in {value for value, _ in subject_choices() if value}:
+        if field.data not in SUBJECTS:
             raise ValidationError("Kies een onderwerp.")

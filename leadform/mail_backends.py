@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from pathlib import Path
@@ -68,7 +67,7 @@ class SMTPBackend:
             raise _by_code(min(codes), "recipient refused") from None
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")[:200]) from None
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}"[:300]) from None
         if refused:
             raise _by_code(min(code for code, _ in refused.values()), "recipient refused")

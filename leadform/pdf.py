@@ -49,7 +49,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from site_config import Settings, load_settings
+from site_config import Checklist, Dimension, Settings, load_settings
 
 __all__ = ["render_checklist_pdf", "build_pdfs", "main"]
 
@@ -58,7 +58,6 @@ __all__ = ["render_checklist_pdf", "build_pdfs", "main"]
 PETROL = colors.HexColor("#1d4f5c")
 AMBER = colors.HexColor("#b4561d")
 SAND = colors.HexColor("#f7f3ee")
-SAND_DARK = colors.HexColor("#ebe2d6")
 INK = colors.HexColor("#2a3336")
 MUTED = colors.HexColor("#6b7478")
 RULE = colors.HexColor("#d8cec1")
@@ -76,9 +75,6 @@ FONT = "CoachVera"
 FONT_BOLD = "CoachVera-Bold"
 FONT_ITALIC = "CoachVera-Italic"
 FONT_BOLD_ITALIC = "CoachVera-BoldItalic"
-
-# The fixed metadata date: with invariant=1 reportlab also freezes its own dates and the file ID.
-_CREATION_DATE = "D:20240101000000+00'00'"
 
 # What the three advice levels are called in the document, in the order of `Checklist.level()`.
 LEVELS: tuple[tuple[str, str], ...] = (("low", "Werkpunt"), ("middle", "Groeikans"), ("high", "Sterkte"))
@@ -126,7 +122,7 @@ def _styles() -> dict[str, ParagraphStyle]:
                            alignment=TA_RIGHT, spaceAfter=0),
         "level": style("level", fontName=FONT_BOLD, fontSize=9.5, leading=12, spaceAfter=1),
         "level_range": style("level_range", fontSize=7.8, leading=10, textColor=MUTED, spaceAfter=0),
-        "step_num": style("step_num", fontName=FONT_BOLD, fontSize=13, leading=15, textColor=AMBER,
+        "step_num": style("step_num", fontName=FONT_BOLD, fontSize=11.5, leading=15, textColor=AMBER,
                           alignment=TA_CENTER, spaceAfter=0),
         "contact_name": style("contact_name", fontName=FONT_BOLD, fontSize=13, leading=17, textColor=PETROL,
                               spaceAfter=1),
@@ -175,7 +171,7 @@ def _bare_url(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
-def _level_ranges(checklist: Any) -> dict[str, str]:
+def _level_ranges(checklist: Checklist) -> dict[str, str]:
     """The score range each advice level covers, in words."""
     low, high = _num(checklist.low_below), _num(checklist.high_from)
     return {"low": f"lager dan {low}", "middle": f"van {low} tot {high}", "high": f"{high} of hoger"}
@@ -208,12 +204,14 @@ class _ScoreBox(Flowable):
 class _AccentRule(Flowable):
     """A short amber bar under a heading: the document's recurring accent."""
 
-    def __init__(self, width: float = 14 * mm, thickness: float = 2.2, space_after: float = 9) -> None:
+    def __init__(self, width: float = 14 * mm, thickness: float = 2.2, space_after: float = 9,
+                 space_before: float = 0) -> None:
         super().__init__()
         self.rule_w, self.thickness, self.space_after = width, thickness, space_after
+        self.space_before = space_before
 
     def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
-        return self.rule_w, self.thickness + self.space_after
+        return self.rule_w, self.space_before + self.thickness + self.space_after
 
     def draw(self) -> None:
         self.canv.setFillColor(AMBER)
@@ -228,7 +226,7 @@ def _numbered_canvas(footer_left: str) -> type[Canvas]:
             super().__init__(*args, **kwargs)
             self._saved_pages: list[dict[str, Any]] = []
 
-        def showPage(self) -> None:  # noqa: N802  (reportlab's name)
+        def showPage(self) -> None:  # hold the page back until the total is known
             self._saved_pages.append(dict(self.__dict__))
             self._startPage()
 
@@ -261,25 +259,25 @@ def _numbered_canvas(footer_left: str) -> type[Canvas]:
 # --- the pages ----------------------------------------------------------------------------------
 
 
-def _cover(checklist: Any, settings: Settings, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _cover(checklist: Checklist, settings: Settings, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     """Title block on the petrol band; the background itself is drawn by the cover template."""
     words = checklist.title.split(maxsplit=1)
     kicker, main_title = (words[0], words[1]) if len(words) == 2 else ("", checklist.title)
     tagline = checklist.tagline.strip()
     tagline = tagline[:1].upper() + tagline[1:]
-    story: list[Flowable] = [Paragraph(_t(settings.site.name).upper(), st["cover_site"]), Spacer(1, 30 * mm)]
+    story: list[Flowable] = [Paragraph(_t(settings.site.name).upper(), st["cover_site"]), Spacer(1, 46 * mm)]
     if kicker:
         story.append(Paragraph(_t(kicker), st["cover_kicker"]))
     story += [
         Paragraph(_t(main_title), st["cover_title"]),
-        _AccentRule(width=22 * mm, thickness=3, space_after=14),
+        _AccentRule(width=22 * mm, thickness=3, space_after=14, space_before=10),
         Paragraph(_t(checklist.subtitle), st["cover_subtitle"]),
         Paragraph(_t(tagline), st["cover_tagline"]),
     ]
     return story
 
 
-def _cover_contents(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _cover_contents(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     """What the checklist holds, in the sand area under the band: a reader sees the scope at a glance."""
     n_dims, n_statements = len(checklist.dimensions), len(checklist.statements)
     points = checklist.scale
@@ -318,7 +316,7 @@ def _heading(kicker: str, title: str, st: dict[str, ParagraphStyle]) -> list[Flo
     return [Paragraph(_t(kicker).upper(), st["kicker"]), Paragraph(_t(title), st["h1"]), _AccentRule()]
 
 
-def _introduction(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _introduction(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     story = _heading("Voor u begint", "Inleiding", st)
     story += [Paragraph(_t(p), st["lead"]) for p in _paragraphs(checklist.introduction)]
     # The scale as a legend, so the reader knows the words behind the numbers before scoring.
@@ -332,11 +330,11 @@ def _introduction(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowabl
         ("TOPPADDING", (0, 0), (-1, 0), 8), ("BOTTOMPADDING", (0, -1), (-1, -1), 8),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
     ]))
-    story += [Spacer(1, 4), Paragraph("DE SCORES", st["kicker"]), legend]
+    story += [KeepTogether([Spacer(1, 4), Paragraph("DE SCORES", st["kicker"]), legend])]
     return story
 
 
-def _dimension_table(number_from: int, dimension: Any, checklist: Any,
+def _dimension_table(number_from: int, dimension: Dimension, checklist: Checklist,
                      st: dict[str, ParagraphStyle]) -> tuple[Table, int]:
     """One theme: its statements in rows, the scale as the header, an empty box per score."""
     n_scale = len(checklist.scale)
@@ -364,6 +362,7 @@ def _dimension_table(number_from: int, dimension: Any, checklist: Any,
         ("LEFTPADDING", (0, 0), (0, -1), 6), ("RIGHTPADDING", (0, 0), (0, -1), 0),
         ("LEFTPADDING", (2, 0), (-1, -1), 1), ("RIGHTPADDING", (2, 0), (-1, -1), 1),
         ("TOPPADDING", (0, 0), (-1, 0), 5), ("BOTTOMPADDING", (0, 0), (-1, 0), 5),
+        ("VALIGN", (2, 0), (-1, 0), "TOP"),
         ("LINEBELOW", (0, 1), (-1, last - 1), 0.5, RULE),
         ("SPAN", (0, last), (1, last)), ("SPAN", (2, last), (-1, last)),
         ("BACKGROUND", (0, last), (-1, last), SAND),
@@ -374,7 +373,7 @@ def _dimension_table(number_from: int, dimension: Any, checklist: Any,
     return table, n
 
 
-def _statements(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _statements(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     story = _heading("De checklist", "Geef uw score", st)
     story.append(Paragraph(
         "Kruis bij elke uitspraak het vakje aan dat het best past bij uw situatie van vandaag. "
@@ -391,7 +390,7 @@ def _statements(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]
     return story
 
 
-def _scoring_key(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _scoring_key(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     story = _heading("Uw resultaat", "Zo berekent u uw score", st)
     steps = [
         "Tel per thema de scores van alle uitspraken bij elkaar op.",
@@ -402,8 +401,7 @@ def _scoring_key(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable
     rows = [[Paragraph(str(i), st["step_num"]), Paragraph(_t(text), st["body"])] for i, text in enumerate(steps, 1)]
     table = Table(rows, colWidths=[10 * mm, CONTENT_W - 10 * mm])
     table.setStyle(_table_style([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, -1), 0),
-                               ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-                               ("TOPPADDING", (1, 0), (1, -1), 2)]))
+                                 ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     story.append(table)
 
     example = [4, 3, 5, 2, 4]
@@ -466,12 +464,13 @@ def _level_style(n_rows: int) -> TableStyle:
     ]
     for r in range(n_rows):
         cmds += [("BACKGROUND", (0, r), (-1, r), tints[r % 3]),
-                 ("LINEBEFORE", (0, r), (0, r), 3, bars[r % 3]),
-                 ("LINEBELOW", (0, r), (-1, r), 2, colors.white)]
+                 ("LINEBEFORE", (0, r), (0, r), 3, bars[r % 3], "butt")]
+        if r < n_rows - 1:
+            cmds.append(("LINEBELOW", (0, r), (-1, r), 2, colors.white, "butt"))
     return _table_style(cmds)
 
 
-def _advice(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _advice(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     story = _heading("Aan de slag", "Advies per thema", st)
     story.append(Paragraph(
         "Zoek bij elk thema het niveau dat bij uw gemiddelde past. Begin bij het thema met de laagste score: "
@@ -491,7 +490,7 @@ def _advice(checklist: Any, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     return story
 
 
-def _closing(checklist: Any, settings: Settings, st: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _closing(checklist: Checklist, settings: Settings, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     """The invitation to talk, kept on one page with the contact block it points to."""
     coach, address = settings.coach, settings.coach.address
     details = [
@@ -519,7 +518,7 @@ def _closing(checklist: Any, settings: Settings, st: dict[str, ParagraphStyle]) 
     card = Table([[card_content]], colWidths=[CONTENT_W])
     card.setStyle(_table_style([
         ("BACKGROUND", (0, 0), (-1, -1), SAND),
-        ("LINEBEFORE", (0, 0), (0, -1), 4, PETROL),
+        ("LINEBEFORE", (0, 0), (0, -1), 4, PETROL, "butt"),
         ("LEFTPADDING", (0, 0), (-1, -1), 16), ("RIGHTPADDING", (0, 0), (-1, -1), 16),
         ("TOPPADDING", (0, 0), (-1, -1), 14), ("BOTTOMPADDING", (0, 0), (-1, -1), 16),
     ]))
@@ -532,7 +531,7 @@ def _closing(checklist: Any, settings: Settings, st: dict[str, ParagraphStyle]) 
 # --- document -----------------------------------------------------------------------------------
 
 
-def _page_callbacks(checklist: Any, settings: Settings) -> tuple[Callable[..., None], Callable[..., None]]:
+def _page_callbacks(checklist: Checklist, settings: Settings) -> tuple[Callable[..., None], Callable[..., None]]:
     """Backgrounds and running header; the footer with the page total is drawn by the canvas."""
     band_bottom = PAGE_H * 0.42
 
@@ -571,7 +570,7 @@ def _page_callbacks(checklist: Any, settings: Settings) -> tuple[Callable[..., N
     return cover, body
 
 
-def render_checklist_pdf(checklist: Any, settings: Settings) -> bytes:
+def render_checklist_pdf(checklist: Checklist, settings: Settings) -> bytes:
     """The checklist as A4 PDF bytes; identical input gives identical bytes."""
     _register_fonts()
     st = _styles()
@@ -583,8 +582,9 @@ def render_checklist_pdf(checklist: Any, settings: Settings) -> bytes:
         author=f"{settings.coach.name}, {settings.coach.company}",
         subject=checklist.tagline, creator=settings.site.name, producer=settings.site.name,
         keywords=["checklist", checklist.slug],
+        # invariant=1 freezes the dates (2000-01-01) and the file ID, so equal input gives equal bytes.
         invariant=1, initialFontName=FONT, initialFontSize=10, initialLeading=12,
-        lang="nl-BE", creationDate=_CREATION_DATE,
+        lang="nl-BE",
     )
     cover_cb, body_cb = _page_callbacks(checklist, settings)
     band_bottom = PAGE_H * 0.42

@@ -56,9 +56,9 @@ class StaticSite:
         if request.method not in ("GET", "HEAD"):
             return Response("Method not allowed", 405, {"Allow": "GET, HEAD"})(environ, start_response)
         path = request.path
-        file = self._resolve(path)
-        if file is None and not path.endswith("/") and self._resolve(path + "/"):
+        if not path.endswith("/") and (self.site_dir / path.lstrip("/")).is_dir():
             return Response(status=301, headers={"Location": path + "/"})(environ, start_response)
+        file = self._resolve(path)
         status = 200
         if file is None:
             file, status = self.site_dir / "404.html", 404

@@ -207,17 +207,20 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, request: pytest.FixtureRequest):
-    """leadform.serve's one-origin WSGI app on a free loopback port, stopped after the test.
+def live_config(request: pytest.FixtureRequest) -> dict:
+    """Config overrides for live_server: `@pytest.mark.live_config(KEY=value)`, or override this fixture."""
+    marker = request.node.get_closest_marker("live_config")
+    return dict(marker.kwargs) if marker else {}
 
-    Config overrides come from `@pytest.mark.live_config(KEY=value)`.
-    """
+
+@pytest.fixture
+def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, live_config: dict):
+    """leadform.serve's one-origin WSGI app on a free loopback port, stopped after the test."""
     from werkzeug.serving import make_server
 
     from leadform.serve import OneOrigin, StaticSite
 
-    marker = request.node.get_closest_marker("live_config")
-    overrides = dict(marker.kwargs) if marker else {}
+    overrides = {"OUTBOX_THREAD": True, **live_config}
     port = free_port()
     from leadform import create_app
 
