@@ -39,6 +39,7 @@ from reportlab.platypus import (
     Flowable,
     Frame,
     FrameBreak,
+    KeepInFrame,
     KeepTogether,
     NextPageTemplate,
     PageBreak,
@@ -104,7 +105,8 @@ def _styles() -> dict[str, ParagraphStyle]:
         "body": base,
         "lead": style("lead", fontSize=11, leading=17, spaceAfter=9),
         "small": style("small", fontSize=8.5, leading=12, textColor=MUTED, spaceAfter=0),
-        "kicker": style("kicker", fontName=FONT_BOLD, fontSize=8, leading=11, textColor=AMBER, spaceAfter=3),
+        "kicker": style("kicker", fontName=FONT_BOLD, fontSize=8, leading=11, textColor=AMBER, spaceAfter=3,
+                        keepWithNext=1),
         "h1": style("h1", fontName=FONT_BOLD, fontSize=21, leading=26, textColor=PETROL, spaceAfter=10,
                     keepWithNext=1),
         "h2": style("h2", fontName=FONT_BOLD, fontSize=14, leading=18, textColor=PETROL, spaceBefore=6,
@@ -289,7 +291,7 @@ def _cover_contents(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list
     left, right = items[:half], items[half:] + [["", ""]] * (half - len(items[half:]))
     rows = [a + [""] + b for a, b in zip(left, right, strict=True)]
     col = (CONTENT_W - 8 * mm) / 2
-    themes = Table(rows, colWidths=[10 * mm, col - 10 * mm, 8 * mm, 10 * mm, col - 10 * mm])
+    themes = Table(rows, colWidths=[10 * mm, col - 10 * mm, 8 * mm, 10 * mm, col - 10 * mm], hAlign="LEFT")
     themes.setStyle(_table_style([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
@@ -602,9 +604,12 @@ def render_checklist_pdf(checklist: Checklist, settings: Settings) -> bytes:
         PageTemplate(id="cover", frames=cover_frames, onPage=cover_cb),
         PageTemplate(id="body", frames=[body_frame], onPage=body_cb),
     ])
-    story: list[Flowable] = _cover(checklist, settings, st)
-    story += [FrameBreak(), *_cover_contents(checklist, st), FrameBreak(), *_cover_coach(settings, st),
-              NextPageTemplate("body"), PageBreak()]
+    # Each cover frame shrinks its content rather than spilling onto a second cover page.
+    story: list[Flowable] = []
+    for frame, content in zip(cover_frames, (_cover(checklist, settings, st), _cover_contents(checklist, st),
+                                             _cover_coach(settings, st)), strict=True):
+        story += [KeepInFrame(frame.width, frame.height, content, mode="shrink"), FrameBreak()]
+    story[-1:] = [NextPageTemplate("body"), PageBreak()]
     story += _introduction(checklist, st)
     story += [PageBreak(), *_statements(checklist, st)]
     story += [PageBreak(), *_scoring_key(checklist, st)]

@@ -36,13 +36,15 @@ class StaticSite:
         self.site_dir = site_dir.resolve()
         self.headers = headers or {}
 
-    def _resolve(self, path: str) -> Path | None:
+    def _inside(self, path: str) -> Path | None:
         target = (self.site_dir / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self.site_dir):
-            return None
-        if target.is_dir():
+        return target if target.is_relative_to(self.site_dir) else None
+
+    def _resolve(self, path: str) -> Path | None:
+        target = self._inside(path)
+        if target is not None and target.is_dir():
             target = target / "index.html"
-        return target if target.is_file() else None
+        return target if target is not None and target.is_file() else None
 
     @lru_cache(maxsize=2048)  # noqa: B019 - one instance per process, files change only on rebuild
     def _load(self, file: Path, mtime: float) -> tuple[bytes, bytes | None, str]:
@@ -56,7 +58,8 @@ class StaticSite:
         if request.method not in ("GET", "HEAD"):
             return Response("Method not allowed", 405, {"Allow": "GET, HEAD"})(environ, start_response)
         path = request.path
-        if not path.endswith("/") and (self.site_dir / path.lstrip("/")).is_dir():
+        folder = self._inside(path)
+        if not path.endswith("/") and folder is not None and folder.is_dir():
             return Response(status=301, headers={"Location": path + "/"})(environ, start_response)
         file = self._resolve(path)
         status = 200

@@ -117,6 +117,17 @@ def test_markup_characters_in_content_are_escaped():
     assert odd in pdf_text(render_checklist_pdf(changed, SETTINGS))
 
 
+def test_long_content_keeps_a_one_page_cover_and_still_renders():
+    checklist = CHECKLISTS["teams"]
+    dimensions = tuple(dataclasses.replace(d, title=f"{d.title} en nog veel meer woorden in de titel",
+                                           statements=d.statements * 3) for d in checklist.dimensions * 2)
+    big = dataclasses.replace(checklist, title="CHECKLIST SAMENWERKING TUSSEN AFDELINGEN EN TEAMS",
+                              dimensions=dimensions)
+    reader = pypdf.PdfReader(io.BytesIO(render_checklist_pdf(big, SETTINGS)))
+    assert "Inleiding" in reader.pages[1].extract_text()
+    assert flat(big.statements[-1]) in flat(" ".join(p.extract_text() for p in reader.pages))
+
+
 def test_build_pdfs_writes_every_checklist_and_skips_unchanged(tmp_path: Path):
     out = tmp_path / "pdfs"
     paths = build_pdfs(out, SETTINGS)

@@ -1,0 +1,49 @@
+"""`make run`'s server: one origin, compressed text, long-lived fingerprinted assets, nothing outside site/."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from werkzeug.test import Client
+
+from leadform.serve import OneOrigin, StaticSite
+
+
+def static_client(site_dir: Path) -> Client:
+    return Client(StaticSite(site_dir))
+
+
+def test_pages_are_gzipped_for_browsers_that_ask(site_dir: Path) -> None:
+    client = static_client(site_dir)
+    plain = client.get("/")
+    packed = client.get("/", headers={"Accept-Encoding": "gzip, br"})
+    assert plain.status_code == packed.status_code == 200
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data) / 3
+    assert plain.headers["Cache-Control"] == "no-cache"
+
+
+def test_fingerprinted_assets_are_cached_for_a_year(site_dir: Path) -> None:
+    bundle = next((site_dir / "assets" / "javascripts").glob("bundle.*.min.js")).name
+    response = static_client(site_dir).get(f"/assets/javascripts/{bundle}")
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["Content-Type"].startswith("text/javascript")
+
+
+def test_folders_redirect_to_the_slash_and_unknown_paths_get_the_404_page(site_dir: Path) -> None:
+    client = static_client(site_dir)
+    assert client.get("/contact").headers["Location"] == "/contact/"
+    missing = client.get("/bestaat-niet/")
+    assert missing.status_code == 404 and b"<html" in missing.data
+    assert client.get("/../pyproject.toml").status_code == 404
+    assert client.get("/%2e%2e/pyproject.toml").status_code == 404
+    assert client.post("/").status_code == 405
+
+
+def test_api_paths_go_to_the_app(app, site_dir: Path) -> None:
+    client = Client(OneOrigin(app, StaticSite(site_dir)))
+    assert client.get("/api/csrf").json["csrf_token"]
+    assert client.get("/download/nope").status_code == 404
+    assert b"Deze link werkt niet" in client.get("/download/nope").data
