@@ -16,13 +16,12 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import delete, select, update
 
-from leadform import db, migrate, outbox
+from leadform import db, outbox
 from leadform.models import ContactMessage, Download, Lead, OutboxMail, utcnow
 
 leads_cli = AppGroup("leads", help="Checklist requests.")
 outbox_cli = AppGroup("outbox", help="Queued, sent and failed mail.")
 messages_cli = AppGroup("messages", help="Contact form messages.")
-db_cli = AppGroup("db", help="Database schema.")
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -178,13 +177,9 @@ def messages_export(fmt: str) -> None:
         write_csv(rows, MESSAGE_FIELDS)
 
 
-@db_cli.command("upgrade")
-def db_upgrade() -> None:
-    """Apply Alembic migrations (the app also does this when it starts)."""
-    migrate.upgrade(db.engine())
-    click.echo("database is up to date")
-
-
 def init_app(app: Flask) -> None:
-    for group in (leads_cli, outbox_cli, messages_cli, db_cli):
+    from leadform.dbtools import db_cli
+    from leadform.gdpr import gdpr_cli
+
+    for group in (leads_cli, outbox_cli, messages_cli, db_cli, gdpr_cli):
         app.cli.add_command(group)
