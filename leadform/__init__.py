@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from leadform.checklists import bp as checklists_bp
     from leadform.consent import bp as consent_bp
     from leadform.contact import bp as contact_bp
+    from leadform.health import bp as health_bp
     from leadform.tokens import bp as tokens_bp
 
     logs.init_app(app)
@@ -39,7 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         migrate.upgrade(app.extensions["leadform.engine"])
     extensions.init_app(app)
     security.init_app(app)
-    for blueprint in (tokens_bp, checklists_bp, contact_bp, consent_bp):
+    for blueprint in (health_bp, tokens_bp, checklists_bp, contact_bp, consent_bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     outbox.init_app(app)

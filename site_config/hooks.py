@@ -59,7 +59,15 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Broken links and missing or undescribed images, named per page."""
+    """Broken links and missing or undescribed images, named per page.
+
+    Also: outside the blog the top tabs are the whole navigation, so the doc-style
+    sidebar is hidden; the blog keeps it for its archive and categories.
+    """
+    if not page.file.src_uri.startswith("blog/"):
+        hide = page.meta.setdefault("hide", [])
+        if "navigation" not in hide:
+            hide.append("navigation")
     exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
     _fail(check_markdown_links(page.file.src_uri, markdown, exists))
     return markdown

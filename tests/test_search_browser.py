@@ -2,7 +2,7 @@
 
 The issue "Performance" asks that the first view of a post transfer at most 100 KB compressed,
 whatever the number of posts; the search index (2.6 MB with 500 posts) must therefore wait until
-the visitor opens the search (see site_config/overrides/partials/search-lazy.html).
+the visitor opens the search (see site_config/overrides/partials/deferred-requests.html).
 """
 
 from __future__ import annotations

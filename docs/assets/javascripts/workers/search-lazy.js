@@ -1,5 +1,5 @@
 /*
- * Stand-in for Material's search worker (see site_config/overrides/partials/search-lazy.html).
+ * Stand-in for Material's search worker (see site_config/overrides/partials/deferred-requests.html).
  *
  * The page creates this tiny worker on every view; Material's real worker (≈40 kB, with Lunr)
  * is imported only when the first message arrives, which is the search setup sent after the

@@ -1,0 +1,201 @@
+"""Endpoint throughput under gunicorn: each POST flow against a trivial route, in one run.
+
+Why: the issues ask for req/s and p50/p99 of the checklist, contact and consent POSTs
+with 2 workers and 16 concurrent clients, as a ratio to a trivial route on the same
+server, and that stored rows equal accepted requests. wrk (Debian package `wrk`)
+makes the load from its own process; a Lua script counts status codes per flow.
+
+    python bench/endpoints.py                 # 20 s per flow
+    python bench/endpoints.py --seconds 5     # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+LUA = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  counter = 0
+  statuses = {}
+end
+request = function()
+  counter = counter + 1
+  local uid = tid .. "-" .. counter
+  local body = string.gsub(BODY, "{uid}", uid)
+  return wrk.format(METHOD, PATH, HEADERS, body)
+end
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
+  end
+  local parts = {}
+  for code, n in pairs(total) do table.insert(parts, '"' .. code .. '":' .. n) end
+  io.write("STATUSES {" .. table.concat(parts, ",") .. "}\n")
+  io.write(string.format("LATENCY %d %d %d\n", latency:percentile(50), latency:percentile(99), latency.max))
+  io.write(string.format("TOTAL %d %f\n", summary.requests, summary.duration))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII
+
+
+def start_server(instance: Path, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "LEADFORM_SECRET_KEY": "bench-" + os.urandom(8).hex(),
+           "LEADFORM_INSTANCE_PATH": str(instance), "LEADFORM_RATELIMIT_ENABLED": "false",
+           "LEADFORM_PUBLIC_URL": f"http://127.0.0.1:{port}/", "LEADFORM_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "leadform.wsgi:app"],
+        cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1).read()
+            return server, url
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def session_token(url: str) -> tuple[dict, str]:
+    """A CSRF token and the session cookie it belongs to, as a visitor's browser would hold them."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    data = json.loads(opener.open(url + "/api/csrf").read())
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    return data, cookie
+
+
+def run_wrk(url: str, method: str, path: str, headers: dict[str, str], body: str, seconds: int,
+            connections: int) -> dict[str, Any]:
+    script = LUA.replace("BODY", lua_string(body)).replace("METHOD", lua_string(method)) \
+        .replace("PATH", lua_string(path))
+    header_lua = "{" + ",".join(f"[{lua_string(k)}]={lua_string(v)}" for k, v in headers.items()) + "}"
+    script = script.replace("HEADERS", header_lua)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+                          "-s", f.name, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    statuses = {int(k): v for k, v in json.loads(re.search(r"STATUSES (\{.*\})", out).group(1)).items()}
+    p50, p99, worst = (int(x) for x in re.search(r"LATENCY (\d+) (\d+) (\d+)", out).groups())
+    total, duration = re.search(r"TOTAL (\d+) ([\d.]+)", out).groups()
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests": int(total), "rps": int(total) / (float(duration) / 1e6), "p50_ms": p50 / 1000,
+            "p99_ms": p99 / 1000, "max_ms": worst / 1000, "statuses": statuses,
+            "socket_errors": errors.group(1) if errors else "none"}
+
+
+def count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+
+
+def bench(seconds: int = 20, workers: int = 2, threads: int = 8, connections: int = 16) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp)
+        server, url = start_server(instance, workers, threads)
+        try:
+            token, cookie = session_token(url)
+            form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+            csrf = urllib.parse.quote(token["csrf_token"])
+            started = urllib.parse.quote(token["started"])
+            time.sleep(3.2)  # the contact form's minimum time since the form was shown
+            flows = {
+                "trivial GET /api/health": ("GET", "/api/health", {}, "", None, None),
+                "checklist POST": ("POST", "/api/checklists/teams", form,
+                                   f"csrf_token={csrf}&name=Bench&email=b{{uid}}%40example.be&privacy=y",
+                                   303, "leads"),
+                "contact POST": ("POST", "/api/contact", form,
+                                 f"csrf_token={csrf}&started={started}&name=Bench&email=c{{uid}}%40example.be"
+                                 "&subject=teamcoaching&message=Hallo%20daar&privacy=y", 303, "contact_messages"),
+                "consent POST": ("POST", "/api/consent", {"Content-Type": "application/json"},
+                                 consent_body(), 201, "consent_records"),
+            }
+            results = {}
+            for name, (method, path, headers, body, ok, table) in flows.items():
+                before = count(instance / "leadform.sqlite3", table) if table else 0
+                result = run_wrk(url, method, path, headers, body, seconds, connections)
+                if table:
+                    time.sleep(0.5)
+                    result["accepted"] = result["statuses"].get(ok, 0)
+                    result["stored"] = count(instance / "leadform.sqlite3", table) - before
+                results[name] = result
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    base = results["trivial GET /api/health"]["rps"]
+    for result in results.values():
+        result["ratio"] = result["rps"] / base
+    return {"workers": workers, "threads": threads, "connections": connections, "seconds": seconds,
+            "flows": results}
+
+
+def consent_body() -> str:
+    """One consent choice as the banner sends it (see leadform/consent.py)."""
+    from leadform.consent import example_payload
+
+    return json.dumps(example_payload())
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"gunicorn {result['workers']} workers × {result['threads']} threads (gthread), "
+             f"{result['connections']} concurrent clients (wrk), {result['seconds']} s per flow\n",
+             "| Flow | req/s | ratio to trivial | p50 ms | p99 ms | accepted | stored | errors |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, r in result["flows"].items():
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{r.get('accepted', '-')} | {r.get('stored', '-')} | {r['socket_errors']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    result = bench(args.seconds, args.workers)
+    print(json.dumps(result, indent=2))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
