@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, links, mails, outbox
-from leadform.extensions import limiter
+from leadform.extensions import per_email, per_ip
 from leadform.forms import ChecklistForm
 from leadform.models import Download, Lead, OutboxMail, utcnow
 from leadform.pages import render_page
@@ -24,10 +24,6 @@ from site_config import Checklist, load_settings
 bp = Blueprint("checklists", __name__)
 log = logging.getLogger("leadform.checklists")
 THANK_YOU = "/checklists/bedankt/"
-
-
-def _settings_limit(name: str):
-    return lambda: getattr(load_settings().limits, name)
 
 
 def _checklist(slug: str) -> Checklist:
@@ -55,7 +51,8 @@ def mails_today(s, email: str) -> int:
 
 
 @bp.post("/api/checklists/<slug>")
-@limiter.limit(_settings_limit("form_per_ip"), scope="form-checklist")
+@per_ip("form_per_ip", scope="form-checklist")
+@per_email(scope="email-checklist")
 def request_checklist(slug: str):
     checklist = _checklist(slug)
     form = ChecklistForm()
@@ -96,7 +93,7 @@ UNAVAILABLE = ("Er ging iets mis bij het bewaren van je aanvraag. Er is niets ve
 
 
 @bp.get("/download/<token>")
-@limiter.limit(_settings_limit("download_per_ip"), scope="download")
+@per_ip("download_per_ip", scope="download")
 def download(token: str):
     try:
         secret = links.secret_from(token)
@@ -147,7 +144,7 @@ def _invalid():
 
 
 @bp.post("/download/renew")
-@limiter.limit(_settings_limit("form_per_ip"), scope="form-renew")
+@per_ip("form_per_ip", scope="form-renew")
 def renew():
     token = request.form.get("token", "")
     try:

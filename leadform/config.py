@@ -34,7 +34,14 @@ class Defaults:
     CONTACT_CONFIRMATION = True            # mail the visitor a short confirmation
     COACH_EMAIL: str | None = None         # default: coach.email from site_config
     PUBLIC_HTTPS = False                   # Secure + __Host- cookies, HSTS
-    RATELIMIT_STORAGE_URI = "memory://"    # shared storage (redis://...) when running several workers
+    # Rate-limit counters. memory:// is per process: right for `make run` (one process) only. Under
+    # gunicorn with several workers set LEADFORM_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 so
+    # every worker counts in one place. If Redis goes away, each worker falls back to its own memory
+    # (limits then hold per worker) rather than refusing visitors; it switches back when Redis returns.
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_KEY_PREFIX = "leadform"      # one Redis may serve several sites (or test runs)
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True        # a limiter fault never costs a visitor their submission
     RATELIMIT_ENABLED = True
     MAX_CONTENT_LENGTH = 64 * 1024
     WTF_CSRF_TIME_LIMIT = 6 * 3600

@@ -12,7 +12,7 @@ from flask import Blueprint, redirect
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mails, outbox
-from leadform.extensions import limiter
+from leadform.extensions import per_email, per_ip
 from leadform.forms import SUBJECTS, ContactForm
 from leadform.models import ContactMessage
 from leadform.pages import render_page
@@ -49,7 +49,8 @@ def is_bot(form: ContactForm) -> str | None:
 
 
 @bp.post("/api/contact")
-@limiter.limit(lambda: load_settings().limits.form_per_ip, scope="form-contact")
+@per_ip("form_per_ip", scope="form-contact")
+@per_email(scope="email-contact")
 def contact():
     form = ContactForm()
     if not form.validate():

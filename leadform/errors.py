@@ -8,6 +8,8 @@ click and nothing the visitor typed is lost.
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, jsonify, request
 from flask_wtf.csrf import CSRFError
@@ -22,7 +24,7 @@ MESSAGES = {
     404: ("Pagina niet gevonden", "Deze pagina bestaat niet (meer)."),
     405: ("Dat kan zo niet", "Deze pagina is er alleen om een formulier te versturen."),
     413: ("Te veel tekst", "Je bericht is te groot om te versturen. Maak het korter en probeer opnieuw."),
-    429: ("Even geduld", "Je hebt dit formulier de voorbije minuten te vaak verstuurd."),
+    429: ("Even geduld", "Je hebt dit formulier te vaak na elkaar verstuurd."),
     500: ("Er ging iets mis", "Er ging bij ons iets mis. Probeer het later opnieuw."),
     503: ("Even niet beschikbaar", "We kunnen je aanvraag nu niet verwerken. Probeer het later opnieuw."),
 }
@@ -33,26 +35,44 @@ def _wants_json() -> bool:
         or request.accept_mimetypes.best == "application/json"
 
 
-def _retry_after(error: HTTPException) -> str | None:
-    response = error.get_response()
-    return response.headers.get("Retry-After")
+def _retry_after(error: HTTPException) -> int | None:
+    """Seconds until the breached limit lets this visitor in again (RFC 9110 Retry-After)."""
+    header = error.get_response().headers.get("Retry-After")
+    if header and header.isdigit():
+        return int(header)
+    from leadform.extensions import limiter
+
+    try:
+        current = limiter.current_limit
+        return max(1, math.ceil(current.reset_at - time.time())) if current else None
+    except Exception:  # the limiter's storage went away meanwhile: fall back to the default wording
+        return None
+
+
+def when_again(seconds: int | None) -> str:
+    """'over 7 minuten', 'over 1 minuut', 'over 5 uur': rounded up, so the visitor never comes back too early."""
+    minutes = math.ceil(seconds / 60) if seconds else 10
+    if minutes <= 90:
+        return f"over {minutes} {'minuut' if minutes == 1 else 'minuten'}"
+    return f"over {math.ceil(minutes / 60)} uur"
 
 
 def handle_http(error: HTTPException):
     status = error.code or 500
     title, text = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
     log.info("http error status=%s method=%s endpoint=%s", status, request.method, request.endpoint)
-    if _wants_json():
-        return jsonify(error=status), status
     paragraphs = [text]
     headers = {}
+    allow = error.get_response().headers.get("Allow")
+    if allow:  # a 405 names the methods that do work
+        headers["Allow"] = allow
     if status == 429:
         retry = _retry_after(error)
-        minutes = max(1, round(int(retry) / 60)) if retry and retry.isdigit() else 10
-        paragraphs.append(f"Probeer het over {minutes} minuten opnieuw. Wat je invulde, kan je met de "
+        paragraphs.append(f"Probeer het {when_again(retry)} opnieuw. Wat je invulde, kan je met de "
                           "terugknop van je browser terugvinden.")
-        if retry:
-            headers["Retry-After"] = retry
+        headers["Retry-After"] = str(retry or 600)
+    if _wants_json():
+        return jsonify(error=status), status, headers
     html, code = render_page("message_page.html", status, title=title, paragraphs=paragraphs,
                              links=[("/", "Naar de startpagina")])
     return html, code, headers
