@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _finish_config(app)
 
     from leadform import cli, db, errors, extensions, logs, migrate, outbox, pdf_store, security
+    from leadform.analytics import bp as analytics_bp
     from leadform.checklists import bp as checklists_bp
     from leadform.consent import bp as consent_bp
     from leadform.contact import bp as contact_bp
@@ -40,7 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         migrate.upgrade(app.extensions["leadform.engine"])
     extensions.init_app(app)
     security.init_app(app)
-    for blueprint in (health_bp, tokens_bp, checklists_bp, contact_bp, consent_bp):
+    for blueprint in (health_bp, tokens_bp, checklists_bp, contact_bp, consent_bp, analytics_bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     outbox.init_app(app)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, links, mails, outbox
 from leadform.extensions import per_email, per_ip
+from leadform.form_input import form_post
 from leadform.forms import ChecklistForm
 from leadform.models import Download, Lead, OutboxMail, utcnow
 from leadform.pages import render_page
@@ -53,6 +54,7 @@ def mails_today(s, email: str) -> int:
 @bp.post("/api/checklists/<slug>")
 @per_ip("form_per_ip", scope="form-checklist")
 @per_email(scope="email-checklist")
+@form_post
 def request_checklist(slug: str):
     checklist = _checklist(slug)
     form = ChecklistForm()
@@ -80,6 +82,7 @@ def request_checklist(slug: str):
                 queued = True
     except SQLAlchemyError as exc:
         s.rollback()
+        db.engine().dispose()  # SQLite keeps a connection opened while the file was read-only so: start afresh
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return form_page(form, checklist, 503, notice=UNAVAILABLE)
     log.info("checklist requested checklist=%s lead_id=%s new=%s mail_queued=%s", slug, lead.id, is_new, queued)
@@ -145,6 +148,7 @@ def _invalid():
 
 @bp.post("/download/renew")
 @per_ip("form_per_ip", scope="form-renew")
+@form_post
 def renew():
     token = request.form.get("token", "")
     try:

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from leadform import db, outbox
-from leadform.models import ContactMessage, Download, Lead, OutboxMail, utcnow
+from leadform.gdpr import erase_command
+from leadform.models import ContactMessage, Lead, OutboxMail, utcnow
 
 leads_cli = AppGroup("leads", help="Checklist requests.")
 outbox_cli = AppGroup("outbox", help="Queued, sent and failed mail.")
@@ -30,6 +31,12 @@ def safe_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text, never runs as a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def printable(value: object) -> str:
+    """Visitor text for the coach's terminal: control and format characters shown as escapes, never run."""
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def write_csv(rows: Iterable[dict], fields: list[str]) -> None:
@@ -65,7 +72,7 @@ def leads_list(unconfirmed: bool) -> None:
             state = "confirmed" if lead.confirmed_at else "unconfirmed"
             news = " newsletter" if lead.newsletter_consent_at else ""
             click.echo(f"{lead.created_at:%Y-%m-%d %H:%M}  {lead.checklist:<12} {state:<11}{news:<11} "
-                       f"{click.style(lead.name, bold=True)} <{lead.email}>")
+                       f"{click.style(printable(lead.name), bold=True)} <{printable(lead.email)}>")
         click.echo(f"{len(leads)} lead(s)")
 
 
@@ -81,40 +88,8 @@ def leads_export(fmt: str) -> None:
         write_csv(rows, LEAD_FIELDS)
 
 
-def erase_person(s, email: str) -> dict[str, int]:
-    """Delete everything stored about one address; returns counts per table."""
-    email = email.strip().lower()
-    lead_ids = list(s.scalars(select(Lead.id).where(Lead.email == email)))
-    counts = {
-        "downloads": s.execute(delete(Download).where(Download.lead_id.in_(lead_ids))).rowcount,
-        "outbox": s.execute(delete(OutboxMail).where(
-            (OutboxMail.to_addr == email) | OutboxMail.lead_id.in_(lead_ids))).rowcount,
-        "leads": s.execute(delete(Lead).where(Lead.id.in_(lead_ids))).rowcount,
-        "contact_messages": s.execute(delete(ContactMessage).where(ContactMessage.email == email)).rowcount,
-    }
-    from leadform.models import ConsentRecord
-
-    counts["consent_records"] = s.execute(delete(ConsentRecord).where(ConsentRecord.email == email)).rowcount
-    # Mails to the coach about this person carry their data in the body and a Reply-To header.
-    coach_mails = [m for m in s.scalars(select(OutboxMail).where(OutboxMail.kind.in_(
-        ["contact_to_coach", "coach_new_lead"]))) if email in (m.body_text or "").lower()]
-    for mail in coach_mails:
-        s.delete(mail)
-    counts["outbox"] += len(coach_mails)
-    return counts
-
-
-@leads_cli.command("erase")
-@click.argument("email")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def leads_erase(email: str, yes: bool) -> None:
-    """Erase one person everywhere (leads, downloads, outbox, contact messages, linked consent)."""
-    if not yes:
-        click.confirm(f"Erase everything stored about {email}?", abort=True)
-    with db.transaction() as s:
-        counts = erase_person(s, email)
-    for table, count in counts.items():
-        click.echo(f"{table}: {count} erased")
+# One implementation of erasure: `leads erase` is `gdpr erase` under the name the coach knows.
+leads_cli.add_command(erase_command, "erase")
 
 
 @outbox_cli.command("list")
@@ -127,7 +102,7 @@ def outbox_list(status: str | None) -> None:
             query = query.where(OutboxMail.status == status)
         for mail in s.scalars(query):
             click.echo(f"{mail.id:>6} {mail.created_at:%Y-%m-%d %H:%M} {mail.status:<8} tries={mail.attempts} "
-                       f"{mail.kind:<22} {mail.to_addr}  {mail.last_error or ''}")
+                       f"{mail.kind:<22} {printable(mail.to_addr)}  {printable(mail.last_error)}")
 
 
 @outbox_cli.command("send")
@@ -162,7 +137,8 @@ def messages_list() -> None:
     with db.transaction() as s:
         for m in s.scalars(select(ContactMessage).order_by(ContactMessage.id.desc())):
             first_line = m.message.splitlines()[0][:70] if m.message else ""
-            click.echo(f"{m.created_at:%Y-%m-%d %H:%M}  {m.subject:<26} {m.name} <{m.email}>  {first_line}")
+            click.echo(f"{m.created_at:%Y-%m-%d %H:%M}  {printable(m.subject):<26} {printable(m.name)} "
+                       f"<{printable(m.email)}>  {printable(first_line)}")
 
 
 @messages_cli.command("export")

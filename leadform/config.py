@@ -43,6 +43,10 @@ class Defaults:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True        # a limiter fault never costs a visitor their submission
     RATELIMIT_ENABLED = True
+    # Behind nginx every request comes from 127.0.0.1: with PROXY_FIX_X_FOR=1 the visitor's address is
+    # read from the X-Forwarded-For header that one proxy sets (deploy/proxy.conf). Leave 0 when nothing
+    # sits in front (`make run`), or anyone could pick their own address and dodge the per-IP limits.
+    PROXY_FIX_X_FOR = 0
     MAX_CONTENT_LENGTH = 64 * 1024
     WTF_CSRF_TIME_LIMIT = 6 * 3600
     SESSION_COOKIE_HTTPONLY = True

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mails, outbox
 from leadform.extensions import per_email, per_ip
+from leadform.form_input import form_post
 from leadform.forms import SUBJECTS, ContactForm
 from leadform.models import ContactMessage
 from leadform.pages import render_page
@@ -51,6 +52,7 @@ def is_bot(form: ContactForm) -> str | None:
 @bp.post("/api/contact")
 @per_ip("form_per_ip", scope="form-contact")
 @per_email(scope="email-contact")
+@form_post
 def contact():
     form = ContactForm()
     if not form.validate():
@@ -75,6 +77,7 @@ def contact():
             mails.queue_contact_confirmation(s, message)
     except SQLAlchemyError as exc:
         s.rollback()
+        db.engine().dispose()  # SQLite keeps a connection opened while the file was read-only so: start afresh
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)
     log.info("contact stored message_id=%s", message.id)

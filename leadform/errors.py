@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from leadform.pages import render_page
+from site_config import load_settings
 
 log = logging.getLogger("leadform.errors")
 
@@ -24,6 +25,7 @@ MESSAGES = {
     404: ("Pagina niet gevonden", "Deze pagina bestaat niet (meer)."),
     405: ("Dat kan zo niet", "Deze pagina is er alleen om een formulier te versturen."),
     413: ("Te veel tekst", "Je bericht is te groot om te versturen. Maak het korter en probeer opnieuw."),
+    415: ("Dat kan zo niet", "Dit formulier kon niet gelezen worden. Verstuur het vanaf de pagina op de website."),
     429: ("Even geduld", "Je hebt dit formulier te vaak na elkaar verstuurd."),
     500: ("Er ging iets mis", "Er ging bij ons iets mis. Probeer het later opnieuw."),
     503: ("Even niet beschikbaar", "We kunnen je aanvraag nu niet verwerken. Probeer het later opnieuw."),
@@ -50,8 +52,8 @@ def _retry_after(error: HTTPException) -> int | None:
 
 
 def when_again(seconds: int | None) -> str:
-    """'over 7 minuten', 'over 1 minuut', 'over 5 uur': rounded up, so the visitor never comes back too early."""
-    minutes = math.ceil(seconds / 60) if seconds else 10
+    """'over 7 minuten', 'over 1 minuut', 'over 5 uur' (the Retry-After header keeps the exact seconds)."""
+    minutes = max(1, round(seconds / 60)) if seconds else 10
     if minutes <= 90:
         return f"over {minutes} {'minuut' if minutes == 1 else 'minuten'}"
     return f"over {math.ceil(minutes / 60)} uur"
@@ -81,11 +83,12 @@ def handle_http(error: HTTPException):
 def handle_csrf(error: CSRFError):
     log.info("csrf token missing or invalid endpoint=%s", request.endpoint)
     notice = "Bijna klaar: kijk je gegevens na en verstuur het formulier nog één keer."
-    if request.endpoint == "checklists.request_checklist":
+    slug = (request.view_args or {}).get("slug")
+    if request.endpoint == "checklists.request_checklist" and slug in load_settings().checklist_slugs:
         from leadform.checklists import _checklist, form_page
         from leadform.forms import ChecklistForm
 
-        return form_page(ChecklistForm(), _checklist(request.view_args["slug"]), 400, notice=notice)
+        return form_page(ChecklistForm(), _checklist(slug), 400, notice=notice)
     if request.endpoint == "contact.contact":
         from leadform.contact import form_page
         from leadform.forms import ContactForm

@@ -18,6 +18,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from site_config import load_settings
 
@@ -31,7 +32,7 @@ def _pseudonym(kind: str, value: str) -> str:
 
 
 def ip_key() -> str:
-    """The visitor's IP, pseudonymised (the production proxy must set remote_addr, see README)."""
+    """The visitor's IP, pseudonymised (behind a proxy, PROXY_FIX_X_FOR makes it the visitor's, not nginx's)."""
     return _pseudonym("ip", get_remote_address() or "unknown")
 
 
@@ -73,5 +74,8 @@ def per_email(scope: str) -> Callable:
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    proxies = int(app.config.get("PROXY_FIX_X_FOR") or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     csrf.init_app(app)
     limiter.init_app(app)

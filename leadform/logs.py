@@ -6,6 +6,7 @@ Call sites log ids and event names only; this module sets the format.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import Flask
@@ -17,6 +18,19 @@ class UTCFormatter(logging.Formatter):
     converter = time.gmtime
 
 
+class NoClientAddress(logging.Filter):
+    """Werkzeug (the `make run` server) starts its lines with the client's IP and a local time: drop both."""
+
+    PREFIX = re.compile(r"^\S+ - - \[[^\]]*\] ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        stripped = self.PREFIX.sub("", message)
+        if stripped != message:
+            record.msg, record.args = stripped, None
+        return True
+
+
 def init_app(app: Flask) -> None:
     logger = logging.getLogger("leadform")
     if not any(getattr(h, "_leadform", False) for h in logger.handlers):
@@ -25,5 +39,8 @@ def init_app(app: Flask) -> None:
         handler._leadform = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
-    # Werkzeug's access log would write visitors' IP addresses.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Werkzeug's access log would write visitors' IP addresses; its error lines lose theirs.
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.WARNING)
+    if not any(isinstance(f, NoClientAddress) for f in werkzeug.filters):
+        werkzeug.addFilter(NoClientAddress())

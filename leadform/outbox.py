@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import threading
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -122,8 +123,13 @@ def deliver_due(limit: int = 100) -> dict[str, int]:
     return counts
 
 
+REASON = re.compile(r"\d{3}(?: \d\.\d{1,3}\.\d{1,3})?|[A-Za-z]\w*")
+
+
 def _reason(exc: Exception) -> str:
-    return str(exc).split(":", 1)[0][:60]
+    """The SMTP code or the error's name, never the rest: servers quote the recipient's address there."""
+    match = REASON.match(str(exc))
+    return match.group(0) if match else type(exc).__name__
 
 
 def _fail(mail: OutboxMail, error: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import logging
 import mimetypes
 import os
 import re
@@ -19,6 +20,10 @@ from pathlib import Path
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
 
+from leadform.security import APP_POLICY, response_headers
+from site_config import csp
+
+log = logging.getLogger("leadform.serve")
 ROOT = Path(__file__).resolve().parent.parent
 APP_PREFIXES = ("/api/", "/download/")
 COMPRESSIBLE = {"text/html", "text/css", "text/javascript", "application/javascript", "application/json",
@@ -30,13 +35,40 @@ mimetypes.add_type("image/svg+xml", ".svg")
 
 
 class StaticSite:
-    """Serves site/ like a web server would: index.html for folders, 404.html, gzip, caching."""
+    """Serves site/ like a web server would: index.html for folders, 404.html, gzip, caching.
 
-    def __init__(self, site_dir: Path, headers: dict[str, str] | None = None) -> None:
+    Every response carries the security headers of leadform.security, with the Content-Security-Policy
+    the build wrote into site/.csp.json (re-read when a rebuild changes it). Dotfiles, that policy
+    file among them, are never served. `https=True` (the app's PUBLIC_HTTPS) adds HSTS.
+    """
+
+    def __init__(self, site_dir: Path, headers: dict[str, str] | None = None, https: bool = False) -> None:
         self.site_dir = site_dir.resolve()
         self.headers = headers or {}
+        self.https = https
+
+    def _policy(self) -> str:
+        """The build's policy; without one (a site built without our hooks) no inline script runs."""
+        try:
+            mtime = (self.site_dir / csp.POLICY_FILE).stat().st_mtime
+        except OSError:
+            mtime = None
+        return self._read_policy(mtime)
+
+    @lru_cache(maxsize=4)  # noqa: B019 - keyed by the policy file's mtime, so a rebuild is picked up
+    def _read_policy(self, mtime: float | None) -> str:
+        try:
+            return csp.read_policy(self.site_dir)
+        except csp.CSPError as exc:
+            log.warning("no build policy, inline scripts blocked: %s", exc)
+            return APP_POLICY
+
+    def _security_headers(self) -> dict[str, str]:
+        return response_headers(self.https, self._policy())
 
     def _inside(self, path: str) -> Path | None:
+        if any(part.startswith(".") for part in path.split("/")):
+            return None  # dotfiles and dot-folders (.csp.json, .git, ...) are not part of the site
         target = (self.site_dir / path.lstrip("/")).resolve()
         return target if target.is_relative_to(self.site_dir) else None
 
@@ -55,19 +87,21 @@ class StaticSite:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        security = self._security_headers()
         if request.method not in ("GET", "HEAD"):
-            return Response("Method not allowed", 405, {"Allow": "GET, HEAD"})(environ, start_response)
+            return Response("Method not allowed", 405, {"Allow": "GET, HEAD", **security})(environ, start_response)
         path = request.path
         folder = self._inside(path)
         if not path.endswith("/") and folder is not None and folder.is_dir():
-            return Response(status=301, headers={"Location": path + "/"})(environ, start_response)
+            return Response(status=301, headers={"Location": path + "/", **security})(environ, start_response)
         file = self._resolve(path)
         status = 200
         if file is None:
             file, status = self.site_dir / "404.html", 404
         body, packed, mime = self._load(file, file.stat().st_mtime)
         headers = {"Content-Type": f"{mime}; charset=utf-8" if mime.startswith("text/") or "json" in mime
-                   or "xml" in mime or "javascript" in mime else mime, "Vary": "Accept-Encoding", **self.headers}
+                   or "xml" in mime or "javascript" in mime else mime, "Vary": "Accept-Encoding", **security,
+                   **self.headers}
         if status == 200 and FINGERPRINTED.search(path):
             headers["Cache-Control"] = "public, max-age=31536000, immutable"
         else:
@@ -95,7 +129,7 @@ def make_app(test_config: dict | None = None):
     from leadform import create_app
 
     app = create_app(test_config)
-    return OneOrigin(app, StaticSite(Path(app.config["SITE_DIR"])))
+    return OneOrigin(app, StaticSite(Path(app.config["SITE_DIR"]), https=app.config["PUBLIC_HTTPS"]))
 
 
 def main() -> None:

@@ -8,13 +8,15 @@ and says how to fix it, before MkDocs or a plugin fails with a developer's one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import yaml
+from selectolax.lexbor import LexborHTMLParser
 
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*\n", re.DOTALL)
 EXCERPT = "<!-- more -->"
@@ -126,19 +128,31 @@ def check_markdown_links(src_uri: str, markdown: str, exists: Callable[[str], bo
     return problems
 
 
-class _ResourceScanner(HTMLParser):
+def parse_page(html: str) -> LexborHTMLParser:
+    """A finished page as a DOM. lexbor (C) rather than html.parser, which read about 7 MB/s: with
+    500 posts the page checks alone took longer than Material's whole build (bench/build_cost.py)."""
+    return LexborHTMLParser(html)
+
+
+class _ResourceScanner:
     """Collects resources a page would load from another host, and images without alt."""
 
     LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
              "audio": "src", "embed": "src", "object": "data", "track": "src"}
     LINK_LOADS = {"stylesheet", "icon", "preload", "modulepreload", "prefetch", "manifest",
                   "apple-touch-icon", "preconnect", "dns-prefetch"}
+    SELECTOR = ", ".join([*LOADS, "link", "style", "[style]"])
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.external: list[str] = []
         self.no_alt: list[str] = []
         self.scripts: list[dict[str, str | None]] = []
+
+    def feed(self, html: str) -> None:
+        for node in parse_page(html).css(self.SELECTOR):
+            self.handle_starttag(node.tag or "", list(node.attributes.items()))
+            if node.tag == "style":
+                self.external += CSS_URL.findall(node.text(deep=True))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -157,10 +171,6 @@ class _ResourceScanner(HTMLParser):
         if a.get("style"):
             self.external += CSS_URL.findall(a["style"] or "")
 
-    def handle_data(self, data: str) -> None:
-        if self.lasttag == "style":
-            self.external += CSS_URL.findall(data)
-
 
 def scan_html(html: str) -> _ResourceScanner:
     scanner = _ResourceScanner()
@@ -177,3 +187,180 @@ def check_page_html(path: str, html: str) -> list[str]:
     problems += [f"{path}: de afbeelding '{src}' heeft geen beschrijving (alt-tekst)."
                  for src in dict.fromkeys(scanner.no_alt)]
     return problems
+
+
+# -- Consent: the banner obeys the rules, and no script runs before the visitor agreed -------------------------
+
+CONSENT_TEMPLATE = "site_config/overrides/partials/consent.html"
+# Data for scripts, never run by the browser (Material's #__config).
+DATA_SCRIPT_TYPES = frozenset({"application/json", "application/ld+json"})
+# The site's own scripts that run without a choice: Material's bundle, forms.js and consent.js.
+OWN_SCRIPT = re.compile(r"^(?:/|(?:\.{1,2}/)+)?assets/javascripts/(?:bundle\.[0-9a-f]{8}\.min|forms|consent)\.js$")
+# Inline scripts that run without a choice: Material's (partials/javascripts/, except its consent banner,
+# which keeps a choice without proof) and these necessary ones of the site itself, named on purpose.
+OWN_INLINE_TEMPLATES = ("partials/deferred-requests.html",)
+MATERIAL_INLINE_EXCLUDED = frozenset({"consent.html"})
+BANNER_HASH = re.compile(r"[0-9a-f]{16,64}")
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+                   "wbr"})
+
+
+def template_script_pattern(source: str) -> re.Pattern[str]:
+    """What an inline script of a theme template renders to: Jinja expressions match anything, spacing is free."""
+    literals = [r"\s*".join(map(re.escape, part.split())) for part in _JINJA_TAG.split(source)]
+    return re.compile(r"\s*" + ".*?".join(literals) + r"\s*", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_patterns(path: Path, mtime: float) -> tuple[re.Pattern[str], ...]:
+    return tuple(template_script_pattern(body) for body in _INLINE_SCRIPT.findall(path.read_text(encoding="utf-8")))
+
+
+def allowed_inline_scripts() -> tuple[re.Pattern[str], ...]:
+    """Patterns of the inline scripts a page may hold, read from the templates that render them.
+
+    Read from the installed Material and our overrides (an override wins, as in MkDocs), so a
+    Material upgrade or an edit of an allowed template needs no change here.
+    """
+    import material
+
+    from site_config import CONFIG_DIR
+
+    material_dir = Path(material.__file__).parent / "templates"
+    overrides = CONFIG_DIR / "overrides"
+    material_js = sorted((material_dir / "partials" / "javascripts").glob("*.html"))
+    names = [f"partials/javascripts/{p.name}" for p in material_js if p.name not in MATERIAL_INLINE_EXCLUDED]
+    patterns: list[re.Pattern[str]] = []
+    for name in (*names, *OWN_INLINE_TEMPLATES):
+        source = overrides / name if (overrides / name).is_file() else material_dir / name
+        if source.is_file():
+            patterns += _template_patterns(source, source.stat().st_mtime)
+    return tuple(patterns)
+
+
+class _ConsentScanner:
+    """The scripts of a finished page and the controls of its cookie banner (the element with id __consent)."""
+
+    def __init__(self) -> None:
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self.banner: dict[str, str | None] | None = None
+        self.material_banner = False
+        self.buttons: list[tuple[dict[str, str | None], str]] = []
+        self.ticked: list[str] = []
+
+    def feed(self, html: str) -> None:
+        tree = parse_page(html)
+        self.scripts = [(dict(node.attributes), node.text(deep=True)) for node in tree.css("script")]
+        self.material_banner = tree.css_first('[data-md-component="consent"]') is not None
+        banner = next((node for node in tree.css('[id="__consent"]') if node.tag not in _VOID), None)
+        if banner is None:
+            return
+        self.banner = dict(banner.attributes)
+        for node in banner.css("input[checked], button"):
+            a = dict(node.attributes)
+            if node.tag == "input":
+                self.ticked.append(a.get("name") or a.get("id") or "input")
+            else:
+                self.buttons.append((a, " ".join(node.text(deep=True).split())))
+
+    def close(self) -> None:
+        """Nothing buffered (kept so callers written for html.parser still work)."""
+
+
+def _preview(code: str) -> str:
+    text = " ".join(code.split())
+    return text if len(text) <= 50 else text[:50] + "…"
+
+
+def _banner_problems(path: str, scan: _ConsentScanner) -> list[str]:
+    problems = []
+    if scan.material_banner:
+        problems.append(f"{path}: Materials eigen cookiebanner staat aan ('consent' onder 'extra' in mkdocs.yml). "
+                        "Die voldoet niet: hij heeft geen knop om te weigeren en vinkt cookies vooraf aan. "
+                        f"Haal 'consent' weg uit mkdocs.yml; de site heeft een eigen banner ({CONSENT_TEMPLATE}).")
+    if scan.banner is None:
+        return [*problems, f"{path}: de cookiebanner ontbreekt op deze pagina. Elke pagina moet hem tonen: hij komt "
+                           f"uit {CONSENT_TEMPLATE}, via site_config/overrides/main.html."]
+    actions = {a.get("data-consent-action"): a for a, text in scan.buttons if text}
+    accept, reject = actions.get("accept_all"), actions.get("reject_all")
+    if reject is None:
+        problems.append(f"{path}: de cookiebanner heeft geen knop 'Alles weigeren'. Weigeren moet even makkelijk zijn "
+                        f"als aanvaarden: zet in {CONSENT_TEMPLATE} een knop met data-consent-action=\"reject_all\" "
+                        "naast 'Alles accepteren'.")
+    if accept is None:
+        problems.append(f"{path}: de cookiebanner heeft geen knop 'Alles accepteren' (data-consent-action="
+                        f"\"accept_all\") in {CONSENT_TEMPLATE}.")
+    if accept is not None and reject is not None and accept.get("class") != reject.get("class"):
+        problems.append(f"{path}: in de cookiebanner zien 'Alles accepteren' en 'Alles weigeren' er verschillend uit. "
+                        f"Geef beide knoppen in {CONSENT_TEMPLATE} dezelfde opmaak (hetzelfde class-attribuut), "
+                        "zodat geen van beide meer opvalt.")
+    problems += [f"{path}: in de cookiebanner staat '{name}' vooraf aangevinkt. Niets mag vooraf aangevinkt zijn: de "
+                 f"bezoeker vinkt zelf aan. Verwijder 'checked' in {CONSENT_TEMPLATE}." for name in scan.ticked]
+    if not BANNER_HASH.fullmatch(scan.banner.get("data-consent-hash") or ""):
+        problems.append(f"{path}: de cookiebanner mist de vingerafdruk van zijn tekst (data-consent-hash); zonder "
+                        f"kunnen we niet aantonen wat de bezoeker las. Zie {CONSENT_TEMPLATE}.")
+    return problems
+
+
+def _marked_script_problems(path: str, attrs: dict[str, str | None], code: str,
+                            categories: tuple[str, ...]) -> list[str]:
+    category, src = attrs.get("data-consent") or "", attrs.get("data-src") or ""
+    name = f"het script '{src or _preview(code)}'"
+    problems = []
+    if category not in categories:
+        problems.append(f"{path}: {name} wacht op toestemming voor '{category}', maar dat is geen cookiecategorie "
+                        f"waarvoor de bezoeker kiest. Kies uit: {', '.join(categories) or 'geen'} "
+                        "(site_config/site.yml).")
+    if (attrs.get("type") or "").strip().lower() != "text/plain":
+        problems.append(f"{path}: {name} met data-consent moet type=\"text/plain\" hebben; anders loopt het meteen, "
+                        "ook zonder toestemming.")
+    if attrs.get("src") is not None:
+        problems.append(f"{path}: {name} met data-consent gebruikt src; schrijf data-src, zodat de browser het bestand "
+                        "zeker pas na toestemming ophaalt.")
+    if not src or code.strip():
+        problems.append(f"{path}: {name} met data-consent verwijst niet met data-src naar een bestand. Zet de code in "
+                        "een bestand onder docs/assets/javascripts/ en verwijs ernaar met data-src.")
+    elif EXTERNAL.match(src):
+        problems.append(f"{path}: {name} komt van een andere website. Dat mag niet, ook niet na toestemming: het lekt "
+                        "de bezoekers aan die website. Zet het bestand op de eigen site.")
+    return problems
+
+
+def _script_problems(path: str, scan: _ConsentScanner, categories: tuple[str, ...]) -> list[str]:
+    problems = []
+    inline = allowed_inline_scripts()
+    for attrs, code in scan.scripts:
+        if (attrs.get("type") or "").strip().lower() in DATA_SCRIPT_TYPES:
+            continue
+        if "data-consent" in attrs:
+            problems += _marked_script_problems(path, attrs, code, categories)
+            continue
+        src = attrs.get("src")
+        if src is not None and OWN_SCRIPT.match(re.split(r"[?#]", src, maxsplit=1)[0]):
+            continue
+        if src is None and any(pattern.fullmatch(code) for pattern in inline):
+            continue
+        what = f"het script '{src}'" if src is not None else f"een script ('{_preview(code)}')"
+        problems.append(
+            f"{path}: de pagina bevat {what} dat meteen loopt, zonder toestemming van de bezoeker. Een script dat "
+            "niet strikt nodig is, mag pas lopen na toestemming: schrijf het als <script type=\"text/plain\" "
+            "data-consent=\"CATEGORIE\" data-src=\"/assets/javascripts/bestand.js\"></script> met een categorie uit "
+            f"site_config/site.yml ({', '.join(categories) or 'geen'}), of laat het weg. Is het een noodzakelijk "
+            "script van de site zelf, zet het dan in de lijst in site_config/checks.py.")
+    return problems
+
+
+def check_consent(path: str, html: str, categories: Iterable[str]) -> list[str]:
+    """The cookie banner and the scripts of one finished page.
+
+    The banner must offer 'Alles weigeren' as plainly as 'Alles accepteren' and tick nothing in advance;
+    every script must be one of the site's own (OWN_SCRIPT, allowed_inline_scripts) or wait for consent
+    for one of `categories` (the optional cookie categories of site.yml).
+    """
+    scan = _ConsentScanner()
+    scan.feed(html)
+    scan.close()
+    categories = tuple(categories)
+    return _banner_problems(path, scan) + _script_problems(path, scan, categories)

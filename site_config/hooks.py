@@ -15,8 +15,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, load_settings
-from site_config.checks import check_markdown_links, check_page_html, check_post
+from site_config import ConfigError, csp, fingerprint, load_settings
+from site_config.checks import check_consent, check_markdown_links, check_page_html, check_post
 
 log = logging.getLogger("mkdocs.hooks.site_config")
 
@@ -76,10 +76,24 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     """Nothing in a finished page may load from another host."""
     _fail(check_page_html(f"docs/{page.file.src_uri}", output))
+    _fail(check_consent(f"docs/{page.file.src_uri}", output, load_settings().consent.optional_ids))  # banner, scripts
+    _fail(csp.inline_attribute_problems(f"docs/{page.file.src_uri}", output))  # style="…", onclick="…"
     return output
 
 
 def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
+    env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
     return env
+
+
+@event_priority(-100)  # last, after every plugin wrote its pages
+def on_post_build(config: MkDocsConfig) -> None:
+    """Allow the inline scripts of this build by hash (site_config/csp.py), then check every page."""
+    site_dir = Path(config.site_dir)
+    try:
+        csp.write_policy(site_dir)
+        csp.verify_policy(site_dir)
+    except csp.CSPError as exc:
+        _fail([str(exc)])

@@ -116,3 +116,7 @@ def test_footer_has_legal_details_from_site_config(site_pages: dict[str, str]) -
         html = site_pages[path]
         assert coach.company_number in html and coach.address.street in html, path
         assert 'href="' in html and "Cookiebeleid" in html
+
+
+def test_checklist_pdfs_are_not_public_files_of_the_site(site_dir: Path) -> None:
+    assert list(site_dir.rglob("*.pdf")) == []

@@ -1,0 +1,264 @@
+"""The site's Content-Security-Policy: no inline code except the scripts the build can hash.
+
+Material (and the theme overrides) put a few small scripts inline in every page; their text
+depends on the page's depth, so a hand-kept list of hashes would go stale with the next theme
+update. Instead, after every build, `write_policy()` reads every built page, hashes each inline
+script (and <style> element) and writes the policy into the build output, where the servers
+read it:
+
+- `<site>/.csp.json`        for the embedded server (`leadform.serve.StaticSite`)
+- `<site>/.csp.nginx.conf`  an `add_header` line that deploy/nginx.conf includes
+
+Then `verify_policy()` reads both files back and checks every page against them, so a missing or
+stale hash stops the build instead of breaking a page in a visitor's browser. Inline code that a
+hash cannot allow without 'unsafe-hashes' (style="…" attributes, onclick="…" handlers,
+javascript: links) is refused outright. Dotfiles are never served (StaticSite, nginx.conf).
+
+Run `python -m site_config.csp check site/` to verify a built site again, e.g. before a deploy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+POLICY_FILE = ".csp.json"
+NGINX_FILE = ".csp.nginx.conf"
+
+# Order matters only for readability. default-src 'none' makes every other fetch opt-in.
+BASE_DIRECTIVES: dict[str, tuple[str, ...]] = {
+    "default-src": ("'none'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'", "data:"),   # Material's CSS draws its icons from data: SVGs
+    "font-src": ("'self'",),
+    "connect-src": ("'self'",),       # the search index
+    "worker-src": ("'self'",),        # the search worker
+    "manifest-src": ("'self'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+    "base-uri": ("'none'",),
+    "object-src": ("'none'",),
+}
+
+# Script types a browser executes (HTML "classic" and module scripts, import maps, speculation rules);
+# anything else, like Material's <script type="application/json" id="__config">, is a data block.
+JS_TYPES = {"", "module", "importmap", "speculationrules", "text/javascript", "application/javascript",
+            "application/ecmascript", "application/x-ecmascript", "application/x-javascript", "text/ecmascript",
+            "text/jscript", "text/livescript", "text/x-ecmascript", "text/x-javascript",
+            *(f"text/javascript1.{n}" for n in range(6))}
+URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data"}
+JS_URL = re.compile(r"^\s*javascript:", re.IGNORECASE)
+
+
+class CSPError(Exception):
+    """The policy does not cover a page, or a page has inline code no hash can allow."""
+
+
+@dataclass(frozen=True)
+class InlineCode:
+    kind: str   # "script" or "style"
+    text: str
+    line: int
+
+    @property
+    def source(self) -> str:
+        """The CSP source expression that allows this element: 'sha256-…'."""
+        digest = hashlib.sha256(self.text.encode("utf-8")).digest()
+        return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+    @property
+    def excerpt(self) -> str:
+        flat = " ".join(self.text.split())
+        return flat[:70] + ("…" if len(flat) > 70 else "")
+
+
+CODE_ELEMENT = re.compile(r"<(script|style)\b([^>]*)>(.*?)</\1[\s/>]", re.IGNORECASE | re.DOTALL)
+TAG_ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+# Cheap test before the (slow, exact) attribute parse: could this page have inline code in attributes?
+# Matched against the lower-cased page: case-insensitive matching made this search a third of the
+# build's CSP work. Before the name: ASCII whitespace, or a quote or "/" (<a href="x"onclick=…> and
+# <img/onerror=…> are attributes to a browser too).
+SUSPECT = re.compile(r"[ \t\n\r\f\"'/](?:style|on[a-z]+)[ \t\n\r\f]*=|javascript:")
+
+
+class _AttributeScanner(HTMLParser):
+    """Collects inline code in attributes: style="…", on…="…", javascript: URLs."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attributes: list[tuple[int, str, str, str]] = []   # (line, tag, attribute, value)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        line = self.getpos()[0]
+        for name, value in attrs:
+            if name == "style" or name.startswith("on") or (name in URL_ATTRIBUTES and JS_URL.match(value or "")):
+                self.attributes.append((line, tag, name, value or ""))
+
+    handle_startendtag = handle_starttag
+
+
+@dataclass(frozen=True)
+class Scan:
+    code: list[InlineCode]                          # inline scripts (executable types) and <style> elements
+    attributes: list[tuple[int, str, str, str]]     # inline code in attributes, which no hash can allow
+
+
+_SCANS: dict[bytes, Scan] = {}
+
+
+def scan(html: str) -> Scan:
+    """`_scan(html)`, once per distinct page text: a build checks each page in on_post_page, then
+    write_policy() and verify_policy() read it back from disk (each twice, with the attribute check)."""
+    key = hashlib.blake2b(html.encode("utf-8"), digest_size=16).digest()
+    found = _SCANS.get(key)
+    if found is None:
+        if len(_SCANS) >= 8192:  # `mkdocs serve` rebuilds for hours
+            _SCANS.clear()
+        found = _SCANS[key] = _scan(html)
+    return found
+
+
+def _scan(html: str) -> Scan:
+    """Inline code of one page, as a browser sees it.
+
+    The script text is taken the way the HTML tokenizer does (up to the first `</script`), after the
+    newline normalisation browsers apply before hashing (CRLF and CR become LF). A regex rather than
+    a full parse: a build scans every page twice, and html.parser reads about 1 MB/s.
+    """
+    html = html.replace("\r\n", "\n").replace("\r", "\n")
+    code = []
+    for match in CODE_ELEMENT.finditer(html):
+        kind = match[1].lower()
+        attrs = {m[1].lower(): next((v for v in m.groups()[1:] if v is not None), "")
+                 for m in TAG_ATTRIBUTE.finditer(match[2])}
+        if kind == "script" and ("src" in attrs or attrs.get("type", "").strip().lower() not in JS_TYPES):
+            continue  # an external script (its text is ignored) or a data block such as Material's __config
+        code.append(InlineCode(kind, match[3], html.count("\n", 0, match.start()) + 1))
+    attributes: list[tuple[int, str, str, str]] = []
+    if SUSPECT.search(CODE_ELEMENT.sub("", html).lower()):  # not in script text ("var onTarget = …")
+        parser = _AttributeScanner()
+        parser.feed(html)
+        parser.close()
+        attributes = parser.attributes
+    return Scan(code, attributes)
+
+
+def inline_attribute_problems(label: str, html: str) -> list[str]:
+    """Inline code that no hash can allow, in Dutch for the coach: fix the page, not the policy."""
+    problems = []
+    for line, tag, name, value in scan(html).attributes:
+        what = ("een style-attribuut" if name == "style"
+                else "een javascript:-link" if JS_URL.match(value) else f"een {name}-attribuut")
+        problems.append(
+            f"{label}: <{tag} {name}=\"{value[:40]}\"> (regel {line} van de pagina) is {what}. De "
+            "beveiligingsregels van de site (Content-Security-Policy) blokkeren inline stijl en code, dus de "
+            "browser zou het negeren. Gebruik een klasse uit docs/assets/stylesheets/coach.css of een script "
+            "in docs/assets/javascripts/.")
+    return problems
+
+
+def policy(script_sources: Iterable[str] = (), style_sources: Iterable[str] = ()) -> str:
+    """The header value; without arguments, the policy of pages without inline code (the app's)."""
+    extra = {"script-src": sorted(set(script_sources)), "style-src": sorted(set(style_sources))}
+    return "; ".join(" ".join((name, *values, *extra.get(name, ()))) for name, values in BASE_DIRECTIVES.items())
+
+
+def _documents(site_dir: Path) -> Iterator[tuple[Path, str]]:
+    """Every built page. (The RSS plugin's rss.xsl browser preview of the feed is left unstyled: an
+    XSLT result is re-serialised, so its <style> text cannot be hashed ahead, and browsers drop XSLT.)"""
+    for path in sorted(site_dir.rglob("*.html")):
+        yield path, path.read_text(encoding="utf-8")
+
+
+def write_policy(site_dir: Path) -> str:
+    """Hash every inline script and style of the built site; write the policy files. Returns the policy."""
+    scripts: set[str] = set()
+    styles: set[str] = set()
+    problems: list[str] = []
+    pages = 0
+    for path, html in _documents(site_dir):
+        pages += 1
+        found = scan(html)
+        problems += inline_attribute_problems(f"site/{path.relative_to(site_dir).as_posix()}", html)
+        for code in found.code:
+            (scripts if code.kind == "script" else styles).add(code.source)
+    if problems:
+        raise CSPError("\n".join(problems))
+    value = policy(scripts, styles)
+    record = {"content-security-policy": value, "pages": pages,
+              "script-src hashes": sorted(scripts), "style-src hashes": sorted(styles)}
+    (site_dir / POLICY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    (site_dir / NGINX_FILE).write_text(
+        "# Generated by site_config/csp.py at build time; included by deploy/nginx.conf. Do not edit.\n"
+        f'add_header Content-Security-Policy "{value}" always;\n', encoding="utf-8")
+    return value
+
+
+def read_policy(site_dir: Path) -> str:
+    """The policy a build wrote; CSPError when it is missing or unreadable."""
+    try:
+        value = json.loads((site_dir / POLICY_FILE).read_text(encoding="utf-8"))["content-security-policy"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CSPError(f"{site_dir / POLICY_FILE}: geen leesbaar beleid ({exc}). Bouw de site opnieuw.") from None
+    if not isinstance(value, str) or "default-src" not in value:
+        raise CSPError(f"{site_dir / POLICY_FILE}: geen geldig beleid. Bouw de site opnieuw.")
+    return value
+
+
+def _sources(value: str) -> dict[str, set[str]]:
+    directives: dict[str, set[str]] = {}
+    for part in value.split(";"):
+        if not part.split():
+            continue
+        name, *sources = part.split()
+        directives.setdefault(name.lower(), set(sources))   # a browser uses the first of duplicates
+    return directives
+
+
+def verify_policy(site_dir: Path) -> None:
+    """Check every page against the policy files as written: a hash that is missing or stale fails."""
+    value = read_policy(site_dir)
+    nginx = (site_dir / NGINX_FILE).read_text(encoding="utf-8") if (site_dir / NGINX_FILE).is_file() else ""
+    problems = []
+    if f'"{value}"' not in nginx:
+        problems.append(f"{site_dir / NGINX_FILE} hoort bij een andere build dan {site_dir / POLICY_FILE}.")
+    directives = _sources(value)
+    if "'unsafe-inline'" in directives.get("script-src", set()) | directives.get("style-src", set()):
+        problems.append("het beleid laat 'unsafe-inline' toe.")
+    for path, html in _documents(site_dir):
+        label = f"site/{path.relative_to(site_dir).as_posix()}"
+        found = scan(html)
+        problems += inline_attribute_problems(label, html)
+        for code in found.code:
+            if code.source not in directives.get(f"{code.kind}-src", set()):
+                problems.append(f"{label}, regel {code.line}: inline {code.kind} {code.source} staat niet in het "
+                                f"beleid van {POLICY_FILE}, dus de browser zou het blokkeren: «{code.excerpt}»")
+    if problems:
+        raise CSPError("Content-Security-Policy klopt niet met de gebouwde pagina's:\n  - " + "\n  - ".join(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m site_config.csp check SITE_DIR`: verify a built site (exit 1 with the problems)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "check":
+        print("usage: python -m site_config.csp check SITE_DIR", file=sys.stderr)
+        return 2
+    try:
+        verify_policy(Path(args[1]))
+    except CSPError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(read_policy(Path(args[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,443 @@
+"""Cookie consent without a browser: the proof endpoint, the page counter, the coach's commands,
+the build checks on the banner and the scripts, and the banner in the built site."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import mkdocs_build
+from helpers import parse
+from markupsafe import Markup
+from sqlalchemy import func, inspect, select
+
+from leadform import db
+from leadform.consent import SUBJECT_COOKIE, example_payload
+from leadform.models import ConsentRecord, PageView, utcnow
+from site_config import fingerprint, load_settings
+from site_config.checks import allowed_inline_scripts, check_consent, template_script_pattern
+
+CONSENT = load_settings().consent
+UA = "Mozilla/5.0 (X11; Linux x86_64) ConsentTest/1.0"
+
+
+def records(app) -> list[ConsentRecord]:
+    with app.app_context(), db.transaction() as s:
+        return list(s.scalars(select(ConsentRecord).order_by(ConsentRecord.created_at, ConsentRecord.id)))
+
+
+def post(client, payload: object, **headers: str):
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return client.post("/api/consent", data=body, content_type="application/json", headers=headers)
+
+
+# -- POST /api/consent ----------------------------------------------------------------------------------------
+
+def test_a_choice_is_stored_with_everything_the_proof_needs_and_nothing_more(make_app) -> None:
+    app = make_app(SITE_BUILD="build-2026-11-27")
+    client = app.test_client()
+    payload = {**example_payload(), "banner_hash": fingerprint("de tekst van de banner")}
+    before = utcnow()
+    response = post(client, payload, **{"User-Agent": UA, "Referer": "http://localhost/blog/"})
+    assert response.status_code == 201
+    [record] = records(app)
+    assert response.get_json()["id"] == record.id
+    assert re.fullmatch(r"[0-9a-f]{32}", record.id) and re.fullmatch(r"[0-9a-f]{32}", record.subject_id)
+    assert record.event == "given" and record.button == "accept_all"
+    assert record.choices == {cid: True for cid in CONSENT.category_ids}
+    assert record.policy_version == CONSENT.policy_version
+    assert record.banner_hash == payload["banner_hash"]
+    assert record.site_build == "build-2026-11-27"
+    assert before <= record.created_at <= utcnow()
+    assert record.expires_at - record.created_at == dt.timedelta(days=CONSENT.max_age_days)
+
+    # No IP address, no user agent, no URL: not as a column, not inside a value.
+    columns = {c.name for c in inspect(ConsentRecord).columns}
+    assert columns == {"id", "subject_id", "event", "created_at", "choices", "button", "policy_version",
+                       "banner_hash", "expires_at", "site_build", "email"}
+    stored = json.dumps({c: str(getattr(record, c)) for c in columns})
+    for leak in ("127.0.0.1", "ConsentTest", "/blog/", "localhost"):
+        assert leak not in stored
+
+
+def test_the_subject_cookie_is_set_by_the_first_choice_and_kept(client, app) -> None:
+    first = post(client, example_payload())
+    cookie = first.headers["Set-Cookie"]
+    assert cookie.startswith(f"{SUBJECT_COOKIE}=")
+    assert f"Max-Age={CONSENT.max_age_days * 86400}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie and "Secure" not in cookie
+
+    refusal = {**example_payload(), "event": "withdrawn", "button": "reject_all",
+               "choices": {cid: cid == "necessary" for cid in CONSENT.category_ids}}
+    assert post(client, refusal).status_code == 201
+    given, withdrawn = records(app)
+    assert given.subject_id == withdrawn.subject_id and given.id != withdrawn.id
+    assert (given.event, withdrawn.event) == ("given", "withdrawn")
+    assert given.choices["analytics"] is True  # append-only: the first record is unchanged
+
+
+def test_the_subject_cookie_is_secure_over_https(make_app) -> None:
+    client = make_app(PUBLIC_HTTPS=True).test_client()
+    response = post(client, example_payload())
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_forged_subject_cookie_is_replaced(client, app) -> None:
+    client.set_cookie(SUBJECT_COOKIE, "../../etc/passwd")
+    post(client, example_payload())
+    [record] = records(app)
+    assert re.fullmatch(r"[0-9a-f]{32}", record.subject_id)
+
+
+def _choices(**values: bool) -> dict[str, bool]:
+    return {"necessary": True, "analytics": False, **values}
+
+
+@pytest.mark.parametrize("change", [
+    {"choices": {**_choices(), "marketing": True}},                        # unknown category
+    {"choices": {"necessary": True}},                                      # a category missing
+    {"choices": _choices(necessary=False)},                                # necessary refused
+    {"choices": {"necessary": True, "analytics": "yes"}},                  # not a boolean
+    {"policy_version": CONSENT.policy_version + 1},                        # wrong version
+    {"policy_version": str(CONSENT.policy_version)},
+    {"policy_version": True},
+    {"event": "maybe"},
+    {"button": "close"},
+    {"banner_hash": "not-a-hash"},
+    {"banner_hash": None},
+    {"url": "/blog/"},                                                     # unknown field
+    {"button": "reject_all"},                                              # reject_all with analytics on
+    {"event": "refused"},                                                  # refused with analytics on
+    {"event": "given", "button": "reject_all", "choices": _choices()},     # given with nothing allowed
+], ids=["unknown-category", "missing-category", "necessary-refused", "not-boolean", "wrong-version",
+        "version-as-text", "version-as-bool", "unknown-event", "unknown-button", "bad-hash", "no-hash",
+        "unknown-field", "reject-button-accepts", "refused-accepts", "given-refuses"])
+def test_invalid_choices_are_refused_with_400(client, app, change: dict) -> None:
+    response = post(client, {**example_payload(), **change})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": 400}
+    assert records(app) == []
+    assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("body", [
+    "not json", "[]", '{"event": "given"}', json.dumps(example_payload())[:-1],
+    json.dumps(example_payload())[:-1] + ', "event": "given"}',             # duplicate key
+    json.dumps(example_payload()).replace('"0123456789abcdef"', "NaN"),
+    json.dumps({**example_payload(), "banner_hash": "a" * 2000}),           # oversized body
+], ids=["text", "array", "partial", "truncated", "duplicate-key", "nan", "oversized"])
+def test_malformed_or_oversized_bodies_are_refused_with_400(client, app, body: str) -> None:
+    assert post(client, body).status_code == 400
+    assert records(app) == []
+
+
+def test_only_json_from_this_site_is_accepted(client, app) -> None:
+    body = json.dumps(example_payload())
+    assert client.post("/api/consent", data=body, content_type="text/plain").status_code == 415
+    assert client.post("/api/consent", data={"event": "given"}).status_code == 415
+    assert post(client, example_payload(), Origin="https://elders.example").status_code == 403
+    assert post(client, example_payload(), Origin="null").status_code == 403
+    assert post(client, example_payload(), **{"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert post(client, example_payload(), **{"Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert records(app) == []
+    same = post(client, example_payload(), Origin="http://localhost", **{"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 201
+    assert client.get("/api/consent").status_code == 405
+
+
+def test_no_csrf_token_is_needed(make_app) -> None:
+    app = make_app()  # CSRF protection on, as in production
+    assert post(app.test_client(), example_payload()).status_code == 201
+
+
+def test_the_endpoint_is_rate_limited_per_ip(make_app) -> None:
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
+    client = app.test_client()
+    allowed = int(load_settings().limits.consent_per_ip.split()[0])
+    statuses = [post(client, example_payload()).status_code for _ in range(allowed + 1)]
+    assert statuses[:allowed] == [201] * allowed
+    assert statuses[-1] == 429
+    assert len(records(app)) == allowed
+
+
+# -- POST /api/analytics ----------------------------------------------------------------------------------------
+
+def views(app) -> dict[tuple[dt.date, str], int]:
+    with app.app_context(), db.transaction() as s:
+        return {(v.day, v.path): v.count for v in s.scalars(select(PageView))}
+
+
+def test_page_views_are_counted_per_day_and_path_and_nothing_else(client, app) -> None:
+    for path in ("/", "/", "/blog/", "/diensten/teamcoaching/"):
+        response = client.post("/api/analytics", data=path, content_type="text/plain;charset=UTF-8",
+                               headers={"User-Agent": UA})
+        assert response.status_code == 204
+        assert "Set-Cookie" not in response.headers
+    today = utcnow().date()
+    assert views(app) == {(today, "/"): 2, (today, "/blog/"): 1, (today, "/diensten/teamcoaching/"): 1}
+    assert {c.name for c in inspect(PageView).columns} == {"id", "day", "path", "count"}
+
+
+@pytest.mark.parametrize("path", ["", "blog/", "/blog/?q=1", "/blog/#top", "//evil.example/", "/a/../b",
+                                  "/" + "a" * 200, "/café/", "/a b/"])
+def test_only_plain_site_paths_are_counted(client, app, path: str) -> None:
+    assert client.post("/api/analytics", data=path.encode(), content_type="text/plain").status_code == 400
+    assert views(app) == {}
+
+
+def test_page_views_only_from_this_site(client, app) -> None:
+    assert client.post("/api/analytics", data="/", content_type="application/json").status_code == 415
+    assert client.post("/api/analytics", data="/", content_type="text/plain",
+                       headers={"Origin": "https://elders.example"}).status_code == 403
+    assert views(app) == {}
+
+
+# -- the coach's commands ---------------------------------------------------------------------------------------
+
+def add_record(app, subject: str, button: str, when: dt.datetime, event: str = "given") -> None:
+    allowed = button == "accept_all"
+    with app.app_context(), db.transaction() as s:
+        s.add(ConsentRecord(subject_id=subject, event=event, created_at=when, choices=_choices(analytics=allowed),
+                            button=button, policy_version=CONSENT.policy_version, banner_hash="ab" * 8,
+                            expires_at=when + dt.timedelta(days=CONSENT.max_age_days), site_build="test"))
+
+
+def test_stats_count_accept_reject_and_custom_per_week(app, runner) -> None:
+    now = utcnow()
+    monday = dt.datetime.combine(now.date() - dt.timedelta(days=now.weekday()), dt.time(9))
+    for button in ("accept_all", "accept_all", "reject_all", "save"):
+        add_record(app, "a" * 32, button, monday)
+    add_record(app, "b" * 32, "reject_all", monday - dt.timedelta(weeks=1))
+    add_record(app, "c" * 32, "accept_all", monday - dt.timedelta(weeks=30))  # outside the 12 weeks
+    result = runner.invoke(args=["consent", "stats"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["week", "starts", "accept", "reject", "custom", "total", "accept%"]
+    assert len(lines) == 13
+    assert lines[-1].split()[2:] == ["2", "1", "1", "4", "50%"]
+    assert lines[-2].split()[2:] == ["0", "1", "0", "1", "0%"]
+    assert lines[-3].split()[2:] == ["0", "0", "0", "0", "-"]
+
+
+def test_proof_exports_one_subjects_records_as_json(app, runner) -> None:
+    subject, other = "d" * 32, "e" * 32
+    start = utcnow() - dt.timedelta(days=3)
+    add_record(app, subject, "accept_all", start)
+    add_record(app, other, "reject_all", start, event="refused")
+    add_record(app, subject, "reject_all", start + dt.timedelta(days=1), event="withdrawn")
+    result = runner.invoke(args=["consent", "proof", subject.upper()])
+    assert result.exit_code == 0, result.output
+    proof = json.loads(result.output)
+    assert proof["subject_id"] == subject
+    assert [r["event"] for r in proof["records"]] == ["given", "withdrawn"]
+    assert {r["subject_id"] for r in proof["records"]} == {subject}
+    first = proof["records"][0]
+    assert set(first) == {"id", "subject_id", "event", "time_utc", "choices", "button", "policy_version",
+                          "banner_hash", "expires_utc", "site_build", "email"}
+    assert first["time_utc"].endswith("Z") and first["choices"] == _choices(analytics=True)
+    assert proof["in_force"]["choices"] == _choices()
+
+
+def test_proof_of_an_unknown_or_malformed_subject(runner) -> None:
+    unknown = runner.invoke(args=["consent", "proof", "f" * 32])
+    assert unknown.exit_code == 1 and "no consent records" in unknown.output
+    assert runner.invoke(args=["consent", "proof", "'; drop table"]).exit_code == 2
+
+
+def test_page_counts_for_the_coach(client, runner) -> None:
+    for path in ("/", "/blog/", "/"):
+        client.post("/api/analytics", data=path, content_type="text/plain")
+    result = runner.invoke(args=["analytics", "pages", "--days", "7"])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[:2] == ["       2  /", "       1  /blog/"]
+
+
+# -- the build checks ---------------------------------------------------------------------------------------------
+
+BUTTONS = ('<button type="button" class="md-button md-button--primary" data-consent-action="accept_all">'
+           'Alles accepteren</button>'
+           '<button type="button" class="md-button md-button--primary" data-consent-action="reject_all">'
+           'Alles weigeren</button>')
+
+
+def page(banner: str = BUTTONS, scripts: str = "", box: str = '<input type="checkbox" name="analytics">',
+         hash_: str = "0123456789abcdef") -> str:
+    return (f'<html><body><div class="md-consent" id="__consent" hidden data-consent-hash="{hash_}"><form>'
+            f'<p>Deze website maakt gebruik van cookies.</p><label>{box} Statistieken</label><br/>{banner}'
+            f'</form></div><main><p>Tekst</p></main>'
+            '<script id="__config" type="application/json">{"base": "."}</script>'
+            '<script src="../assets/javascripts/bundle.a5f9d56c.min.js"></script>'
+            '<script src="../assets/javascripts/consent.js" defer></script>'
+            f'{scripts}</body></html>')
+
+
+def problems(html: str) -> list[str]:
+    return check_consent("docs/test.md", html, CONSENT.optional_ids)
+
+
+def test_a_correct_page_passes() -> None:
+    marked = ('<script type="text/plain" data-consent="analytics" '
+              'data-src="../assets/javascripts/analytics.js"></script>')
+    assert problems(page(scripts=marked)) == []
+
+
+@pytest.mark.parametrize(("html", "words"), [
+    (page(banner=BUTTONS.split("</button>")[0] + "</button>"), ["geen knop 'Alles weigeren'", "reject_all"]),
+    (page(banner=BUTTONS.replace('data-consent-action="reject_all">Alles weigeren',
+                                 'data-consent-action="reject_all">')), ["geen knop 'Alles weigeren'"]),
+    (page(banner=BUTTONS.replace("md-button md-button--primary\" data-consent-action=\"reject_all",
+                                 "md-button\" data-consent-action=\"reject_all")), ["verschillend", "class"]),
+    (page(box='<input type="checkbox" name="analytics" checked>'), ["'analytics' vooraf aangevinkt"]),
+    (page(box='<input type="checkbox" name="analytics" checked="checked"/>'), ["vooraf aangevinkt"]),
+    (page(hash_=""), ["data-consent-hash"]),
+    ("<html><body><p>Geen banner</p></body></html>", ["de cookiebanner ontbreekt"]),
+    (page().replace('id="__consent"', 'id="__consent" data-md-component="consent"'),
+     ["Materials eigen cookiebanner", "mkdocs.yml"]),
+], ids=["no-reject-button", "empty-reject-button", "unequal-buttons", "pre-ticked", "pre-ticked-xhtml",
+        "no-hash", "no-banner", "material-banner"])
+def test_a_banner_against_the_rules_fails(html: str, words: list[str]) -> None:
+    found = problems(html)
+    assert found, "the check should have failed"
+    assert all(p.startswith("docs/test.md: ") for p in found)
+    for word in words:
+        assert any(word in p for p in found), (word, found)
+
+
+@pytest.mark.parametrize(("script", "words"), [
+    ("<script>window.dataLayer = window.dataLayer || [];</script>",
+     ["een script ('window.dataLayer", "zonder toestemming"]),
+    ('<script src="../assets/javascripts/tracker.js"></script>',
+     ["'../assets/javascripts/tracker.js'", "data-consent"]),
+    ('<script src="/assets/javascripts/consent.js.evil.js"></script>', ["zonder toestemming"]),
+    ('<script type="module" src="x.js"></script>', ["zonder toestemming"]),
+    ('<script type="text/plain">tracking()</script>', ["zonder toestemming"]),
+    ('<script type="text/plain" data-consent="marketing" data-src="/m.js"></script>', ["'marketing'", "analytics"]),
+    ('<script data-consent="analytics" data-src="/a.js"></script>', ['type="text/plain"']),
+    ('<script type="text/plain" data-consent="analytics" src="/a.js"></script>', ["data-src"]),
+    ('<script type="text/plain" data-consent="analytics">track()</script>', ["docs/assets/javascripts/"]),
+    ('<script type="text/plain" data-consent="analytics" data-src="https://t.example/a.js"></script>',
+     ["andere website"]),
+], ids=["inline", "own-file-not-listed", "lookalike-name", "module", "unmarked-text-plain", "unknown-category",
+        "marked-but-runs", "marked-with-src", "marked-inline-code", "marked-external"])
+def test_a_script_outside_a_consent_category_fails(script: str, words: list[str]) -> None:
+    found = problems(page(scripts=script))
+    assert found, "the check should have failed"
+    for word in words:
+        assert any(word in p for p in found), (word, found)
+
+
+def test_materials_inline_scripts_are_recognised_whatever_the_page_depth() -> None:
+    pattern = template_script_pattern('<x>__md_scope=new URL("{{ base }}",location),__md_hash=1')
+    assert pattern.fullmatch('<x>__md_scope=new URL("../..",location),__md_hash=1')
+    assert not pattern.fullmatch('<x>__md_scope=new URL("..",location),__md_hash=1;track()')
+    base = ('__md_scope=new URL("../..",location),__md_hash=e=>[...e].reduce(((e,_)=>(e<<5)-e+_.charCodeAt(0)),0),'
+            '__md_get=(e,_=localStorage,t=__md_scope)=>JSON.parse(_.getItem(t.pathname+"."+e)),'
+            '__md_set=(e,_,t=localStorage,a=__md_scope)=>{try{t.setItem(a.pathname+"."+e,JSON.stringify(_))}'
+            'catch(e){}}')
+    assert any(p.fullmatch(base) for p in allowed_inline_scripts())
+    materials_consent = 'var consent=__md_get("__consent");if(consent)for(var input of document.forms.consent'
+    assert problems(page(scripts=f"<script>{materials_consent}</script>"))
+
+
+# -- the built site -------------------------------------------------------------------------------------------------
+
+def banner_form(html: str) -> str:
+    match = re.search(r'<form class="md-consent__form[^>]*>(.*?)</form>', html, re.DOTALL)
+    assert match, "no banner form"
+    return match.group(1)
+
+
+def test_every_page_has_the_banner_and_the_footer_link(site_pages: dict[str, str]) -> None:
+    hashes = set()
+    for path, html in site_pages.items():
+        if path.startswith("assets/"):
+            continue
+        assert problems(html) == [], path
+        assert 'id="__consent" hidden' in html, path
+        assert "data-consent-open>Cookie-instellingen</a>" in html, path
+        hashes.add(re.search(r'data-consent-hash="([0-9a-f]+)"', html).group(1))
+    assert len(hashes) == 1, "every page shows the same banner text"
+
+
+def test_banner_text_categories_and_hash(site_pages: dict[str, str]) -> None:
+    html = site_pages["blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/index.html"]
+    form = banner_form(html)
+    text = Markup(form).striptags()
+    assert "Deze website maakt gebruik van cookies. Lees meer" in text
+    assert re.search(r'<a href="\.\./\.\./cookies/">Lees meer</a>', form)
+    for label in ("Alles accepteren", "Alles weigeren", "Instellingen", "Keuze opslaan"):
+        assert label in text
+    for category in CONSENT.categories:
+        assert category.title in text and Markup(category.description).striptags() in text
+    boxes = re.findall(r"<input[^>]*>", form)
+    assert [re.search(r'name="(\w+)"', b).group(1) for b in boxes] == list(CONSENT.optional_ids)
+    assert not any("checked" in b for b in boxes)
+    assert f'data-consent-hash="{fingerprint(text)}"' in html
+    assert f'data-consent-version="{CONSENT.policy_version}"' in html
+    assert f'data-consent-max-age="{CONSENT.max_age_days}"' in html
+    links = parse(html).links
+    assert "../../cookies/#je-keuze-aanpassen" in links
+
+
+def test_analytics_waits_for_consent_in_the_built_page(site_pages: dict[str, str]) -> None:
+    html = site_pages["index.html"]
+    assert re.search(r'<script type="text/plain" data-consent="analytics" '
+                     r'data-src="assets/javascripts/analytics\.js"></script>', html)
+    assert not re.search(r'<script[^>]* src="[^"]*analytics\.js"', html)
+
+
+# -- a real build that fails --------------------------------------------------------------------------------------
+
+POST = """---
+title: Een test
+description: Een bericht om de controle op scripts te testen.
+date:
+  created: 2024-03-01 10:00:00
+authors: [coach]
+categories: [Leiderschap]
+---
+
+Eerste alinea.
+
+<!-- more -->
+
+{body}
+"""
+
+
+def write_post(project: Path, body: str) -> None:
+    (project / "docs" / "blog" / "posts" / "test.md").write_text(POST.format(body=body), encoding="utf-8")
+
+
+def test_a_tracking_snippet_in_a_post_stops_the_build(project_copy: Path) -> None:
+    write_post(project_copy, '<script>\n  window.dataLayer = window.dataLayer || [];\n</script>')
+    result = mkdocs_build(project_copy / "mkdocs.yml", project_copy / "site")
+    assert result.returncode != 0
+    assert "docs/blog/posts/test.md: de pagina bevat een script ('window.dataLayer" in result.stderr
+    assert "zonder toestemming van de bezoeker" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_script_that_waits_for_consent_builds(project_copy: Path) -> None:
+    write_post(project_copy, '<script type="text/plain" data-consent="analytics" '
+                             'data-src="../../assets/javascripts/analytics.js"></script>')
+    result = mkdocs_build(project_copy / "mkdocs.yml", project_copy / "site")
+    assert result.returncode == 0, result.stderr
+    built = (project_copy / "site" / "blog" / "een-test" / "index.html").read_text(encoding="utf-8")
+    assert built.count('data-consent="analytics"') == 2
+
+
+def test_stats_on_an_empty_database(runner) -> None:
+    result = runner.invoke(args=["consent", "stats", "--weeks", "2"])
+    assert result.exit_code == 0
+    assert len(result.output.splitlines()) == 3
+
+
+def test_records_are_only_ever_added(client, app) -> None:
+    for _ in range(3):
+        post(client, example_payload())
+    with app.app_context(), db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ConsentRecord)) == 3

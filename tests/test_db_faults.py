@@ -1,0 +1,186 @@
+"""The database cannot be written (disk full, file read-only): the visitor gets the Dutch
+"probeer het later opnieuw" page (503) with the form still filled in, nothing is half-written,
+and once the fault is gone the next submission succeeds without anyone repairing anything.
+
+The faults are real, made by the kernel: a tiny tmpfs filled to the last byte (ENOSPC, SQLite's
+SQLITE_FULL), and the database file, its WAL and its folder made immutable with `chattr +i`
+(EPERM for every write, which stops root too, unlike chmod). Both need root, as CI and the
+project's machines run; elsewhere the tests fail and say so. The -shm file is left writable: it
+is memory-mapped, and a write fault there kills the process (SIGBUS) rather than failing a write.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from leadform import db
+from leadform.timing import issue_started
+
+CHECKLIST = {"name": "Jan Janssens", "email": "jan@example.be", "privacy": "y"}
+MESSAGE = "Kunnen we volgende week bellen over een traject voor ons team van twaalf mensen?"
+
+
+def need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.fail(f"this test needs root to {what} (CI and the project's machines run as root)")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 2 MiB tmpfs of its own, unmounted after the test."""
+    need_root("mount a small tmpfs")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"cannot mount a tmpfs: {result.stderr}"
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a ballast file until the filesystem says ENOSPC."""
+    ballast = folder / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == 28, exc  # ENOSPC
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError:
+        pass
+    os.close(fd)
+    return ballast
+
+
+def counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
+                for t in ("leads", "downloads", "contact_messages", "outbox")}
+    finally:
+        conn.close()
+
+
+def integrity(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def contact_form(app, **overrides: str) -> dict[str, str]:
+    with app.test_request_context():
+        started = issue_started(backdate=60)  # the visitor took a minute to type
+    return {"name": "Jan Janssens", "email": "jan@example.be", "subject": "teamcoaching", "message": MESSAGE,
+            "privacy": "y", "started": started, **overrides}
+
+
+def assert_try_again_page(response, *values: str) -> None:
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "Probeer het later opnieuw" in html
+    assert 'lang="nl"' in html
+    for value in values:
+        assert value in html, f"{value!r} not kept in the form"
+    assert "Traceback" not in html and "sqlite" not in html.lower()
+
+
+def assert_fault_handled(app, database: Path) -> None:
+    """Both forms answer 503 with everything typed still there, and store nothing at all."""
+    client = app.test_client()
+    before = counts(database)
+    other = {**CHECKLIST, "email": "an@example.be", "name": "An Peeters"}
+    assert_try_again_page(client.post("/api/checklists/teams", data=other), 'value="An Peeters"',
+                          'value="an@example.be"')
+    assert_try_again_page(client.post("/api/contact", data=contact_form(app)), 'value="Jan Janssens"', MESSAGE)
+    assert counts(database) == before, "a refused submission left rows behind"
+
+
+def assert_recovered(app, database: Path) -> None:
+    """No restart, no repair: the next submissions go through and the file is sound."""
+    client = app.test_client()
+    before = counts(database)
+    assert client.post("/api/checklists/teams", data={**CHECKLIST, "email": "an@example.be"}).status_code == 303
+    assert client.post("/api/contact", data=contact_form(app)).status_code == 303
+    after = counts(database)
+    assert after == {"leads": before["leads"] + 1, "downloads": before["downloads"] + 1,
+                     "contact_messages": before["contact_messages"] + 1, "outbox": before["outbox"] + 3}
+    assert integrity(database) == "ok"
+
+
+def test_disk_full_shows_try_again_with_the_form_and_recovers(make_app, tiny_disk: Path) -> None:
+    database = tiny_disk / "leadform.sqlite3"
+    app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{database}")
+    assert app.test_client().post("/api/checklists/teams", data=CHECKLIST).status_code == 303
+    # Empty the WAL, so the next commit must grow a file on the full disk.
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    ballast = fill(tiny_disk)
+
+    assert_fault_handled(app, database)
+
+    ballast.unlink()
+    assert_recovered(app, database)
+
+
+@pytest.fixture
+def immutable(tmp_path: Path):
+    """`chattr +i` on the given paths, always undone after the test."""
+    need_root("make files immutable with chattr")
+    locked: list[Path] = []
+
+    def lock(*paths: Path) -> None:
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True, capture_output=True)
+        locked.extend(paths)
+
+    def unlock() -> None:
+        if locked:
+            subprocess.run(["chattr", "-i", *map(str, locked)], check=True, capture_output=True)
+            locked.clear()
+
+    lock.unlock = unlock  # type: ignore[attr-defined]
+    yield lock
+    unlock()
+
+
+def read_only_setup(make_app, tmp_path: Path):
+    folder = tmp_path / "data"
+    database = folder / "leadform.sqlite3"
+    app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{database}")
+    assert app.test_client().post("/api/checklists/teams", data=CHECKLIST).status_code == 303
+    assert Path(f"{database}-wal").exists()
+    return app, folder, database
+
+
+def test_database_turning_read_only_while_open_shows_try_again_and_recovers(make_app, tmp_path, immutable) -> None:
+    app, folder, database = read_only_setup(make_app, tmp_path)
+    immutable(database, Path(f"{database}-wal"), folder)
+
+    assert_fault_handled(app, database)
+
+    immutable.unlock()
+    assert_recovered(app, database)
+
+
+def test_connection_opened_while_read_only_does_not_stay_read_only(make_app, tmp_path, immutable) -> None:
+    """A connection opened during the fault (a worker starting, the pool growing) is read-only for
+    good in SQLite; the app must not keep it, or it would refuse every visitor until a restart."""
+    app, folder, database = read_only_setup(make_app, tmp_path)
+    immutable(database, Path(f"{database}-wal"), folder)
+    with app.app_context():
+        db.engine().dispose()  # what a new worker has: no connection opened before the fault
+
+    assert_fault_handled(app, database)
+
+    immutable.unlock()
+    assert_recovered(app, database)
