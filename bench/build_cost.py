@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from common import ROOT, as_dict, mkdocs_build
 from generate_posts import POSTS, make_project
 
@@ -118,18 +117,22 @@ def hugo_build(site: Path, out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     pages = sum(1 for _ in out.rglob("index.html")) if out.exists() else 0
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "returncode": os.waitstatus_to_exitcode(status), "pages": pages, "stderr_tail": err[-1000:]}
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "returncode": os.waitstatus_to_exitcode(status),
+            "pages": pages, "stderr_tail": err[-1000:]}
 
 
 def pdf_build(out: Path) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "leadform.pdf", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, check=False, env={**os.environ, "LEADFORM_DEV_SECRET": "1"})
-    return {"seconds": round(time.perf_counter() - start, 3), "returncode": proc.returncode,
-            "stderr_tail": proc.stderr[-1000:]}
+    proc = subprocess.Popen([sys.executable, "-m", "leadform.pdf", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+            "returncode": os.waitstatus_to_exitcode(status), "stderr_tail": err[-1000:]}
 
 
 def _pages(site_dir: Path) -> int:
@@ -154,12 +157,18 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
         for name in ("bare-site", "ours-site", "hugo-site"):
             shutil.rmtree(work / name, ignore_errors=True)
 
-    def med(key: str) -> float:
-        return round(statistics.median(r["seconds"] for r in runs[key]), 2)
+    def med(key: str, field: str = "seconds") -> float:
+        return round(statistics.median(r[field] for r in runs[key]), 2)
+
+    def ours_total(field: str) -> float:
+        return round(statistics.median(o[field] + p[field] for o, p in
+                                       zip(runs["ours_mkdocs"], runs["ours_pdf"], strict=True)), 2)
 
     bare, ours_mkdocs, pdf, hugo = med("bare"), med("ours_mkdocs"), med("ours_pdf"), med("hugo")
-    ours = round(statistics.median(o["seconds"] + p["seconds"] for o, p in
-                                   zip(runs["ours_mkdocs"], runs["ours_pdf"], strict=True)), 2)
+    ours = ours_total("seconds")
+    cpu = {"bare": med("bare", "cpu_seconds"), "ours_mkdocs": med("ours_mkdocs", "cpu_seconds"),
+           "ours_pdf": med("ours_pdf", "cpu_seconds"), "ours": ours_total("cpu_seconds"),
+           "hugo": med("hugo", "cpu_seconds")}
     failed = [f"{k}: {r.get('stderr_tail', '')[-300:]}" for k, rs in runs.items() for r in rs if r["returncode"]]
     for rs in runs.values():
         for r in rs:
@@ -168,6 +177,7 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
                 r.pop("stderr_tail", None)
     return {"posts": posts, "reps": reps, "bare_s": bare, "ours_mkdocs_s": ours_mkdocs, "ours_pdf_s": pdf,
             "ours_s": ours, "hugo_s": hugo, "overhead": round(ours / bare - 1, 3) if bare else None,
+            "cpu_s": cpu, "cpu_overhead": round(cpu["ours"] / cpu["bare"] - 1, 3) if cpu["bare"] else None,
             "bare_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["bare"]),
             "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours_mkdocs"]),
             "hugo_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["hugo"]),
@@ -178,21 +188,25 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
 
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"{r['posts']} generated posts, median of {r['reps']} runs each, run in turn on this machine.", "",
-             "| Build | Time (median) | Runs | Peak RSS | HTML pages |", "| --- | ---: | --- | ---: | ---: |"]
+             "| Build | Wall time (median) | Wall runs | CPU time (median) | Peak RSS | HTML pages |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
 
     def runs(key: str) -> str:
         return ", ".join(f"{x['seconds']:.1f}" for x in r["runs"][key])
 
+    cpu = r["cpu_s"]
     lines += [
         f"| bare Material blog (blog, search, tags, rss) | {r['bare_s']:.1f} s | {runs('bare')} | "
-        f"{r['bare_peak_rss_mb']:.0f} MB | {r['pages']['bare']} |",
+        f"{cpu['bare']:.1f} s | {r['bare_peak_rss_mb']:.0f} MB | {r['pages']['bare']} |",
         f"| ours: `mkdocs build --strict` (hooks, checks, macros, CSP) | {r['ours_mkdocs_s']:.1f} s | "
-        f"{runs('ours_mkdocs')} | {r['ours_peak_rss_mb']:.0f} MB | {r['pages']['ours']} |",
-        f"| ours: checklist PDFs (`python -m leadform.pdf`) | {r['ours_pdf_s']:.1f} s | {runs('ours_pdf')} | | |",
-        f"| **ours total** | **{r['ours_s']:.1f} s** | | | |",
+        f"{runs('ours_mkdocs')} | {cpu['ours_mkdocs']:.1f} s | {r['ours_peak_rss_mb']:.0f} MB | {r['pages']['ours']} |",
+        f"| ours: checklist PDFs (`python -m leadform.pdf`) | {r['ours_pdf_s']:.1f} s | {runs('ours_pdf')} | "
+        f"{cpu['ours_pdf']:.1f} s | | |",
+        f"| **ours total** (what `make build` runs) | **{r['ours_s']:.1f} s** | | **{cpu['ours']:.1f} s** | | |",
         f"| Hugo {hugo_version()} (same posts, minimal layout) | {r['hugo_s']:.2f} s | {runs('hugo')} | "
-        f"{r['hugo_peak_rss_mb']:.0f} MB | {r['pages']['hugo']} |",
-        "", f"Project overhead over the bare blog: **{r['overhead'] * 100:+.0f}%** (target ≤ +20%)."]
+        f"{cpu['hugo']:.2f} s | {r['hugo_peak_rss_mb']:.0f} MB | {r['pages']['hugo']} |",
+        "", f"Project overhead over the bare blog: **{r['overhead'] * 100:+.0f}%** wall time, "
+        f"**{r['cpu_overhead'] * 100:+.0f}%** CPU time (target ≤ +20%)."]
     if r["failed"]:
         lines += ["", "Failed builds: " + "; ".join(r["failed"])]
     return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ class Build:
     returncode: int
     site_dir: str
     stderr_tail: str = ""
+    cpu_seconds: float = 0.0  # user + system: steadier than wall time when other work shares the CPU
 
 
 def mkdocs_build(config: Path, site_dir: Path, label: str) -> Build:
@@ -64,7 +65,8 @@ def mkdocs_build(config: Path, site_dir: Path, label: str) -> Build:
     proc.returncode = os.waitstatus_to_exitcode(status)
     tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-2000:]
     return Build(label=label, seconds=round(seconds, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
-                 returncode=proc.returncode, site_dir=str(site_dir), stderr_tail=tail)
+                 returncode=proc.returncode, site_dir=str(site_dir), stderr_tail=tail,
+                 cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2))
 
 
 @dataclass

@@ -73,7 +73,8 @@ def _claim(now: dt.datetime, tried: set[int]) -> OutboxMail | None:
             update(OutboxMail)
             .where(OutboxMail.id == mail.id, OutboxMail.status == mail.status,
                    OutboxMail.attempts == mail.attempts)
-            .values(status="sending", claimed_at=now, attempts=OutboxMail.attempts + 1)
+            # The lease starts now, not at `now`: the lock may have taken a while to get (busy timeout).
+            .values(status="sending", claimed_at=utcnow(), attempts=OutboxMail.attempts + 1)
         ).rowcount
         if claimed != 1:
             return None

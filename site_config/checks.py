@@ -25,6 +25,8 @@ DATE_HELP = "Schrijf de datum als 2024-05-31 of, met uur, als 2024-05-31 09:30:0
 MD_LINK = re.compile(r"(!?)\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
 CSS_URL = re.compile(r"url\(\s*['\"]?((?:https?:)?//[^'\")\s]+)", re.IGNORECASE)
+# libyaml's safe loader when PyYAML has it: every post's front matter is read on every build.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
@@ -33,7 +35,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
     if not match:
         return None, text
     try:
-        meta = yaml.safe_load(match.group(1))
+        meta = yaml.load(match.group(1), Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         return None, text[match.end():]
     return (meta if isinstance(meta, dict) else None), text[match.end():]
@@ -128,6 +130,7 @@ def check_markdown_links(src_uri: str, markdown: str, exists: Callable[[str], bo
     return problems
 
 
+@functools.lru_cache(maxsize=2)  # the page's checks run one after the other on the same text
 def parse_page(html: str) -> LexborHTMLParser:
     """A finished page as a DOM. lexbor (C) rather than html.parser, which read about 7 MB/s: with
     500 posts the page checks alone took longer than Material's whole build (bench/build_cost.py)."""
@@ -218,12 +221,9 @@ def _template_patterns(path: Path, mtime: float) -> tuple[re.Pattern[str], ...]:
     return tuple(template_script_pattern(body) for body in _INLINE_SCRIPT.findall(path.read_text(encoding="utf-8")))
 
 
-def allowed_inline_scripts() -> tuple[re.Pattern[str], ...]:
-    """Patterns of the inline scripts a page may hold, read from the templates that render them.
-
-    Read from the installed Material and our overrides (an override wins, as in MkDocs), so a
-    Material upgrade or an edit of an allowed template needs no change here.
-    """
+@functools.cache
+def _inline_script_templates() -> tuple[Path, ...]:
+    """The templates whose inline scripts may run without a choice; an override wins, as in MkDocs."""
     import material
 
     from site_config import CONFIG_DIR
@@ -232,9 +232,18 @@ def allowed_inline_scripts() -> tuple[re.Pattern[str], ...]:
     overrides = CONFIG_DIR / "overrides"
     material_js = sorted((material_dir / "partials" / "javascripts").glob("*.html"))
     names = [f"partials/javascripts/{p.name}" for p in material_js if p.name not in MATERIAL_INLINE_EXCLUDED]
+    return tuple(overrides / name if (overrides / name).is_file() else material_dir / name
+                 for name in (*names, *OWN_INLINE_TEMPLATES))
+
+
+def allowed_inline_scripts() -> tuple[re.Pattern[str], ...]:
+    """Patterns of the inline scripts a page may hold, read from the templates that render them.
+
+    Read from the installed Material and our overrides, so a Material upgrade or an edit of an
+    allowed template needs no change here (a template is read again when its file changed).
+    """
     patterns: list[re.Pattern[str]] = []
-    for name in (*names, *OWN_INLINE_TEMPLATES):
-        source = overrides / name if (overrides / name).is_file() else material_dir / name
+    for source in _inline_script_templates():
         if source.is_file():
             patterns += _template_patterns(source, source.stat().st_mtime)
     return tuple(patterns)

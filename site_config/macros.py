@@ -14,3 +14,12 @@ def define_env(env) -> None:
     env.variables["settings"] = settings
     for name in components.__all__:
         env.macro(getattr(components, name)(env), name)
+
+
+def on_pre_page_macros(env) -> None:
+    """Leave pages without Jinja markers alone: compiling every post as a template cost more than a
+    second per build with 500 posts, for nothing (bench/build_cost.py). A page may still say
+    `render_macros: false` itself."""
+    page = env.page
+    if page.meta.get("render_macros") is None and not env.has_j2(env.markdown + str(page.title or "")):
+        page.meta["render_macros"] = False

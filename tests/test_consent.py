@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import mkdocs_build
+from conftest import ROOT, mkdocs_build
 from helpers import parse
 from markupsafe import Markup
 from sqlalchemy import func, inspect, select
@@ -428,6 +429,26 @@ def test_a_script_that_waits_for_consent_builds(project_copy: Path) -> None:
     assert result.returncode == 0, result.stderr
     built = (project_copy / "site" / "blog" / "een-test" / "index.html").read_text(encoding="utf-8")
     assert built.count('data-consent="analytics"') == 2
+
+
+def test_a_banner_without_reject_button_or_with_a_ticked_box_stops_the_build(project_copy: Path) -> None:
+    overrides = project_copy / "overrides"
+    shutil.copytree(ROOT / "site_config" / "overrides", overrides)
+    partial = overrides / "partials" / "consent.html"
+    text, removed = re.subn(r'\s*<button[^>]*data-consent-action="reject_all"[^>]*>Alles weigeren</button>', "",
+                            partial.read_text(encoding="utf-8"))
+    box = '<input type="checkbox" name="{{ category.id }}">'
+    assert removed == 1 and box in text
+    partial.write_text(text.replace(box, box[:-1] + " checked>"), encoding="utf-8")
+    config = project_copy / "mkdocs.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("custom_dir: site_config/overrides",
+                                                                 "custom_dir: overrides"), encoding="utf-8")
+    result = mkdocs_build(config, project_copy / "site")
+    assert result.returncode != 0
+    assert re.search(r"docs/\S+: de cookiebanner heeft geen knop 'Alles weigeren'", result.stderr)
+    assert "in de cookiebanner staat 'analytics' vooraf aangevinkt" in result.stderr
+    assert "site_config/overrides/partials/consent.html" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_stats_on_an_empty_database(runner) -> None:

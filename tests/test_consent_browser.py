@@ -135,7 +135,7 @@ def test_first_visit_shows_the_banner_and_runs_nothing_optional(visitor, artifac
     expect(button(page, "Keuze opslaan")).to_be_hidden()
     assert_equal_weight(page)
     assert_nothing_optional(v)
-    page.screenshot(path=str(artifacts / "consent-desktop.png"))
+    page.screenshot(path=str(artifacts / "consent-desktop.png"), animations="disabled")
 
     button(page, "Instellingen").click()
     settings = banner(page).locator(".md-consent__settings")
@@ -149,7 +149,8 @@ def test_first_visit_shows_the_banner_and_runs_nothing_optional(visitor, artifac
         expect(boxes.nth(i)).not_to_be_checked()
     expect(button(page, "Keuze opslaan")).to_be_visible()
     assert_equal_weight(page)
-    page.screenshot(path=str(artifacts / "consent-desktop-settings.png"))
+    page.mouse.move(0, 0)  # Material paints a hovered button like a primary one
+    page.screenshot(path=str(artifacts / "consent-desktop-settings.png"), animations="disabled")
 
     page.keyboard.press("Escape")  # no choice yet: the banner stays
     expect(banner(page)).to_be_visible()
@@ -168,12 +169,12 @@ def test_banner_on_a_phone(visitor, artifacts: Path) -> None:
     inner = banner(page).bounding_box()
     assert inner["height"] < 844 * 0.6, "the first layer leaves most of the page visible"
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-    page.screenshot(path=str(artifacts / "consent-phone.png"))
+    page.screenshot(path=str(artifacts / "consent-phone.png"), animations="disabled")
     button(page, "Instellingen").click()
     widths = {round(button(page, n).bounding_box()["width"]) for n in ("Alles accepteren", "Alles weigeren",
                                                                       "Keuze opslaan")}
     assert len(widths) == 1
-    page.screenshot(path=str(artifacts / "consent-phone-settings.png"))
+    page.screenshot(path=str(artifacts / "consent-phone-settings.png"), animations="disabled")
     assert_nothing_optional(v)
 
 
@@ -302,8 +303,8 @@ def test_nothing_is_remembered_when_the_proof_was_not_stored(visitor, live_serve
 def test_a_new_policy_version_asks_everyone_again(visitor, live_server) -> None:
     v = visitor()
     page = v.open("/")
-    choose(page, "Alles accepteren")
-    page.wait_for_load_state("networkidle")
+    with page.expect_response(lambda r: r.url.endswith("/api/analytics")):
+        choose(page, "Alles accepteren")
     before = len(v.analytics)
 
     old = f'data-consent-version="{CONSENT.policy_version}"'

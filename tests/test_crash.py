@@ -33,7 +33,10 @@ from test_reliability import (
 )
 
 FLOWS = {"checklist": 250, "contact": 100, "consent": 250}
-LEASE = 8  # seconds; a 'sending' row older than this was abandoned by a crash
+# Seconds after which a 'sending' row counts as abandoned by a crash (300 in production). Longer than a
+# live worker can take to send a mail and record it (SMTP timeout 2 s, a wait for the write lock) even
+# on a busy 2-core machine, or a slow live worker's mail would be taken over and sent twice.
+LEASE = 15
 
 
 def stored_rows(store: Store) -> int:

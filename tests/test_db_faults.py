@@ -140,7 +140,8 @@ def immutable(tmp_path: Path):
     locked: list[Path] = []
 
     def lock(*paths: Path) -> None:
-        subprocess.run(["chattr", "+i", *map(str, paths)], check=True, capture_output=True)
+        result = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, text=True)
+        assert result.returncode == 0, f"chattr +i failed (the temp folder needs ext4 or xfs): {result.stderr}"
         locked.extend(paths)
 
     def unlock() -> None:

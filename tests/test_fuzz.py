@@ -39,7 +39,7 @@ settings.register_profile("leadform-fuzz", max_examples=int(os.environ.get("FUZZ
 settings.register_profile("leadform-fuzz-full", settings.get_profile("leadform-fuzz"), max_examples=1000)
 FULL = os.environ.get("HYPOTHESIS_PROFILE") == "full"
 FUZZ = settings.get_profile("leadform-fuzz-full" if FULL else "leadform-fuzz")
-REPORT = Path(__file__).resolve().parent.parent / "test-artifacts" / "fuzz-cases.json"
+REPORT = Path(__file__).resolve().parent.parent / "test-artifacts" / f"fuzz-cases{'-full' if FULL else ''}.json"
 
 # What attackers try: markup, template syntax for Jinja and others, header and CSV injection, terminal escapes.
 PAYLOADS = [
@@ -198,6 +198,7 @@ def lines(text: str) -> str:
     return "\n".join(text.splitlines())
 
 
+LINK = re.compile(r"^http://site\.test/download/(\S+)$", re.MULTILINE)  # the link's own line, not a name
 TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAIL_HEADERS = {"from", "to", "subject", "message-id", "date", "mime-version", "content-type",
                 "content-transfer-encoding", "reply-to", "list-unsubscribe"}
@@ -237,7 +238,8 @@ def check_mail(mail, to: str, texts: list[str], html_texts: list[str], where: st
 def csv_rows(app, group: str) -> list[list[str]]:
     result = app.test_cli_runner().invoke(args=[group, "export", "--format", "csv"])
     assert result.exit_code == 0, result.output
-    return list(csv.reader(io.StringIO(result.output)))
+    # The bytes as written: click's `output` turns CR LF into LF, which a CR LF inside a quoted cell keeps.
+    return list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8"), newline="")))
 
 
 def check_csv(rows: list[list[str]], expected: dict[str, object], where: str) -> None:
@@ -265,7 +267,7 @@ def clear(app) -> None:
 
 
 def record(route: str, cases: int, statuses: dict[int, int]) -> None:
-    """Write how many cases ran per route (and their answers) to test-artifacts/fuzz-cases.json."""
+    """Write how many cases ran per route (and their answers) to test-artifacts/fuzz-cases[-full].json."""
     REPORT.parent.mkdir(exist_ok=True)
     data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     data[route] = {"cases": cases, "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -323,7 +325,7 @@ def test_fuzz_checklist_form(fuzz_app) -> None:
             assert (lead.name, lead.email) == (name, address), "stored verbatim"
         (link_mail,) = delivered_mails(app)
         check_mail(link_mail, address, [f"Dag {name},"], [name], "checklist link mail", mail_baseline)
-        token = re.search(r"/download/(\S+)", link_mail.get_body(("plain",)).get_content()).group(1)
+        token = LINK.search(link_mail.get_body(("plain",)).get_content()).group(1)
         assert client.get(f"/download/{token}").status_code == 200
         (coach_mail,) = delivered_mails(app)
         check_mail(coach_mail, load_settings().coach.email, [f"Naam: {name}", f"E-mail: {address}"], [],

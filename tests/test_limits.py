@@ -171,6 +171,20 @@ def test_without_a_proxy_a_forged_forwarded_for_dodges_nothing(limited_app) -> N
     assert statuses == [303] * 10 + [429]
 
 
+def test_consent_and_analytics_calls_are_limited_per_ip_with_a_json_429(limited_app) -> None:
+    from leadform.consent import example_payload
+
+    client = limited_app.test_client()
+    per_minute = int(load_settings().limits.consent_per_ip.split()[0])
+    statuses = [client.post("/api/consent", json=example_payload()).status_code for _ in range(per_minute + 1)]
+    assert statuses == [201] * per_minute + [429]
+    response = client.post("/api/consent", json=example_payload())
+    assert response.get_json() == {"error": 429} and 1 <= int(response.headers["Retry-After"]) <= 62
+    statuses = [client.post("/api/analytics", data="/", content_type="text/plain").status_code
+                for _ in range(per_minute + 1)]
+    assert statuses == [204] * per_minute + [429]
+
+
 def test_limits_are_read_from_site_config(make_app, redis_prefix, tmp_path, monkeypatch) -> None:
     """The coach changes site.yml; the app follows without a code change."""
     import leadform.extensions

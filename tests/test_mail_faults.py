@@ -186,7 +186,7 @@ def _timed_posts(port: int, clients: int, per_client: int, tag: str) -> list[flo
 
 
 def test_a_hanging_mail_server_does_not_slow_the_visitor(tmp_path, pdf_dir, hanging_smtp, capsys) -> None:
-    """p99 of the checklist POST on gunicorn (4 workers, outbox threads on) while the SMTP server
+    """p99 of the checklist POST on gunicorn (production config, outbox threads on) while the SMTP server
     hangs stays within 2x of the p99 while it answers (the bound the issue sets). Hanging and
     normal rounds alternate, so a slow moment of the machine falls on both."""
     port = free_port()
@@ -213,7 +213,8 @@ def test_a_hanging_mail_server_does_not_slow_the_visitor(tmp_path, pdf_dir, hang
     assert set(delivered) == set(store.message_ids()) and set(delivered.values()) == {1}
     p99_normal, p99_hanging = percentile(normal, 0.99), percentile(hanging, 0.99)
     with capsys.disabled():
-        print(f"\n[mail hang] checklist POST on gunicorn -w 4, 4 clients, {len(normal)} requests each: "
+        print(f"\n[mail hang] checklist POST on gunicorn (4 workers x 4 threads), 4 clients, {len(normal)} requests "
+              "per condition: "
               f"SMTP answering p50 {percentile(normal, 0.5) * 1000:.0f} ms p99 {p99_normal * 1000:.0f} ms; "
               f"SMTP hanging ({HANG:.0f}s > timeout 1s) p50 {percentile(hanging, 0.5) * 1000:.0f} ms "
               f"p99 {p99_hanging * 1000:.0f} ms; {posts} mails each delivered once after recovery")

@@ -37,7 +37,7 @@ def document_for_this_site() -> dict:
     consent["choices"]["required"] = list(settings_.consent.category_ids)
     consent["choices"]["properties"] = {c.id: {"type": "boolean", **({"enum": [True]} if c.required else {})}
                                         for c in settings_.consent.categories}
-    schemas["ContactForm"]["properties"]["message"]["maxLength"] = settings_.limits.message_max_length
+    schemas["ContactForm"]["properties"]["message"]["x-max-length-trimmed"] = settings_.limits.message_max_length
     return document
 
 
@@ -72,10 +72,14 @@ def test_every_route_of_the_app_is_documented(make_app) -> None:
 
 def test_the_documented_field_caps_are_the_forms_own() -> None:
     from leadform.forms import EMAIL_MAX, NAME_MAX, PHONE_MAX, SUBJECTS
+    from site_config import load_settings
 
     schemas = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))["components"]["schemas"]
     contact, checklist = schemas["ContactForm"]["properties"], schemas["ChecklistForm"]["properties"]
-    assert contact["name"]["maxLength"] == checklist["name"]["maxLength"] == NAME_MAX
-    assert contact["email"]["maxLength"] == checklist["email"]["maxLength"] == EMAIL_MAX
-    assert contact["phone"]["maxLength"] == PHONE_MAX
+    assert contact["name"] == checklist["name"] == {"$ref": "#/components/schemas/Name"}
+    assert contact["email"] == checklist["email"] == {"$ref": "#/components/schemas/Email"}
+    assert schemas["Name"]["x-max-length-trimmed"] == NAME_MAX
+    assert schemas["Email"]["x-max-length-trimmed"] == EMAIL_MAX
+    assert contact["phone"]["x-max-length-trimmed"] == PHONE_MAX
+    assert contact["message"]["x-max-length-trimmed"] == load_settings().limits.message_max_length
     assert contact["subject"]["enum"] == list(SUBJECTS)

@@ -1,4 +1,4 @@
-"""Under load: real gunicorn (4 workers) on one SQLite file, thousands of concurrent POSTs.
+"""Under load: real gunicorn (the production config, 4 workers) on one SQLite file, 2,000 concurrent POSTs.
 
 Every request that was acknowledged (303 for a form, 201 for a consent choice) has its row,
 nothing else failed, the file passes `PRAGMA integrity_check`, and every queued mail
@@ -45,7 +45,7 @@ def app_env(instance: Path, pdf_dir: Path, port: int, smtp_port: int, **extra: o
         "SECRET_KEY": secrets.token_hex(32), "INSTANCE_PATH": str(instance), "PDF_DIR": str(pdf_dir),
         "PUBLIC_URL": f"http://127.0.0.1:{port}/", "RATELIMIT_ENABLED": "false",
         "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_TIMEOUT": "2",
-        "OUTBOX_POLL_SECONDS": "1", "OUTBOX_LEASE_SECONDS": "5", "OUTBOX_BACKOFF_SECONDS": "1",
+        "OUTBOX_POLL_SECONDS": "1", "OUTBOX_BACKOFF_SECONDS": "1",
         "LOG_LEVEL": "WARNING",
     }
     settings.update({k: str(v) for k, v in extra.items()})
@@ -54,17 +54,19 @@ def app_env(instance: Path, pdf_dir: Path, port: int, smtp_port: int, **extra: o
 
 
 class Gunicorn:
-    """`gunicorn -w N leadform.wsgi:app` on a loopback port, in its own process group."""
+    """The production gunicorn (deploy/gunicorn.conf.py: gthread, 4 threads per worker) with N workers
+    on a loopback port, in its own process group."""
 
     def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 4) -> None:
         self.env, self.port, self.log, self.workers = env, port, log, workers
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 40) -> Gunicorn:
-        cmd = [sys.executable, "-m", "gunicorn", "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
-               "--graceful-timeout", "5", "--log-level", "warning", "leadform.wsgi:app"]
+        cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+               "--graceful-timeout", "5"]
+        env = {**self.env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(self.workers)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -428,7 +430,7 @@ def test_two_thousand_concurrent_posts_lose_nothing(tmp_path, pdf_dir, smtp_serv
     window, rate = throughput(outcomes)
     latencies = [o.latency for o in outcomes]
     with capsys.disabled():
-        print(f"\n[concurrency] gunicorn -w 4, 3 client processes x 8 threads: {total} POSTs "
+        print(f"\n[concurrency] gunicorn 4 workers x 4 threads, 3 client processes x 8 threads: {total} POSTs "
               f"({', '.join(f'{k} {v}' for k, v in flows.items())}) in {window:.1f}s = {rate:.0f} req/s; "
               f"latency p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
               f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms; "

@@ -105,7 +105,10 @@
     return fetch(ENDPOINT, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
       credentials: "same-origin", cache: "no-store", keepalive: true
-    }).then(function (response) { return response.ok; }, function () { return false; });
+    }).then(function (response) {
+      var ok = response.ok;
+      return response.text().then(function () { return ok; }, function () { return ok; });  // frees the request
+    }, function () { return false; });
   }
 
   function choose(button) {
