@@ -39,6 +39,7 @@ function setup(thread)
 end
 function init(args)
   counter = 0
+  responses = 0
   statuses = {}
 end
 request = function()
@@ -48,13 +49,18 @@ request = function()
   return wrk.format(METHOD, PATH, HEADERS, body)
 end
 response = function(status, headers, body)
+  responses = responses + 1
   statuses[status] = (statuses[status] or 0) + 1
 end
 function done(summary, latency, requests)
   local total = {}
+  local sent, answered = 0, 0
   for _, t in ipairs(threads) do
     for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
+    sent = sent + t:get("counter")
+    answered = answered + t:get("responses")
   end
+  io.write(string.format("INFLIGHT %d\n", sent - answered))
   local parts = {}
   for code, n in pairs(total) do table.insert(parts, '"' .. code .. '":' .. n) end
   io.write("STATUSES {" .. table.concat(parts, ",") .. "}\n")
@@ -119,9 +125,30 @@ def run_wrk(url: str, method: str, path: str, headers: dict[str, str], body: str
     p50, p99, worst = (int(x) for x in re.search(r"LATENCY (\d+) (\d+) (\d+)", out).groups())
     total, duration = re.search(r"TOTAL (\d+) ([\d.]+)", out).groups()
     errors = re.search(r"Socket errors: (.*)", out)
+    in_flight = re.search(r"INFLIGHT (-?\d+)", out)
     return {"requests": int(total), "rps": int(total) / (float(duration) / 1e6), "p50_ms": p50 / 1000,
             "p99_ms": p99 / 1000, "max_ms": worst / 1000, "statuses": statuses,
-            "socket_errors": errors.group(1) if errors else "none"}
+            "socket_errors": errors.group(1) if errors else "none",
+            # sent when wrk's time was up, never answered to wrk (the server may still have stored them)
+            "in_flight_at_end": int(in_flight.group(1)) if in_flight else 0}
+
+
+def worker_memory(master: int) -> list[dict[str, Any]]:
+    """Peak and current resident memory (VmHWM, VmRSS) of each gunicorn worker, from /proc."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != master:  # field 4 of /proc/PID/stat: the parent's pid
+                continue
+            status = dict(line.split(":", 1) for line in (stat.parent / "status").read_text().splitlines()
+                          if ":" in line)
+        except (OSError, IndexError, ValueError):
+            continue
+        workers.append({"pid": int(stat.parent.name),
+                        "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+                        "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)})
+    return sorted(workers, key=lambda w: w["pid"])
 
 
 def count(db: Path, table: str) -> int:
@@ -159,6 +186,7 @@ def bench(seconds: int = 20, workers: int = 2, threads: int = 8, connections: in
                     result["accepted"] = result["statuses"].get(ok, 0)
                     result["stored"] = count(instance / "leadform.sqlite3", table) - before
                 results[name] = result
+            memory = worker_memory(server.pid)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -166,7 +194,7 @@ def bench(seconds: int = 20, workers: int = 2, threads: int = 8, connections: in
     for result in results.values():
         result["ratio"] = result["rps"] / base
     return {"workers": workers, "threads": threads, "connections": connections, "seconds": seconds,
-            "flows": results}
+            "flows": results, "worker_memory": memory}
 
 
 def consent_body() -> str:
@@ -179,11 +207,19 @@ def consent_body() -> str:
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"gunicorn {result['workers']} workers × {result['threads']} threads (gthread), "
              f"{result['connections']} concurrent clients (wrk), {result['seconds']} s per flow\n",
-             "| Flow | req/s | ratio to trivial | p50 ms | p99 ms | accepted | stored | errors |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| Flow | req/s | ratio to trivial | p50 ms | p99 ms | accepted | stored | in flight at end | errors |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, r in result["flows"].items():
         lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r.get('accepted', '-')} | {r.get('stored', '-')} | {r['socket_errors']} |")
+                     f"{r.get('accepted', '-')} | {r.get('stored', '-')} | {r.get('in_flight_at_end', 0)} | "
+                     f"{r['socket_errors']} |")
+    lines += ["", "accepted = 2xx answers wrk received; stored = new rows; a request still in flight when wrk "
+              "stopped may be stored without being counted as accepted, so stored = accepted + (at most) "
+              "in flight is the no-loss condition."]
+    memory = result.get("worker_memory") or []
+    if memory:
+        lines += ["", "Worker memory after the run (VmHWM = peak RSS): " + ", ".join(
+            f"pid {w['pid']}: peak {w['peak_rss_mb']:.0f} MB (now {w['rss_mb']:.0f} MB)" for w in memory)]
     return "\n".join(lines) + "\n"
 
 

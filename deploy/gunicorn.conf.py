@@ -33,3 +33,10 @@ accesslog = None
 errorlog = "-"
 loglevel = "warning"
 proc_name = "coach-leadform"
+
+
+def post_worker_init(worker) -> None:
+    """Start each worker's outbox thread now, so mail queued before a restart leaves without
+    waiting for the first visitor (cron's `outbox send` is the safety net)."""
+    app = worker.wsgi
+    app.extensions["leadform.outbox"].kick()

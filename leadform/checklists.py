@@ -82,7 +82,6 @@ def request_checklist(slug: str):
                 queued = True
     except SQLAlchemyError as exc:
         s.rollback()
-        db.engine().dispose()  # SQLite keeps a connection opened while the file was read-only so: start afresh
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return form_page(form, checklist, 503, notice=UNAVAILABLE)
     log.info("checklist requested checklist=%s lead_id=%s new=%s mail_queued=%s", slug, lead.id, is_new, queued)

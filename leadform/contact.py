@@ -77,7 +77,6 @@ def contact():
             mails.queue_contact_confirmation(s, message)
     except SQLAlchemyError as exc:
         s.rollback()
-        db.engine().dispose()  # SQLite keeps a connection opened while the file was read-only so: start afresh
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)
     log.info("contact stored message_id=%s", message.id)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 15000
+RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
 def make_engine(url: str) -> Engine:
@@ -33,6 +34,13 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "handle_error")
+        def _drop_broken(context) -> None:
+            # A connection opened while the file was read-only, or that hit a full disk,
+            # stays unusable: treat it as disconnected so the pool opens a fresh one.
+            if any(word in str(context.original_exception).lower() for word in RECONNECT_ON):
+                context.is_disconnect = True
 
         return engine
     return create_engine(url, pool_pre_ping=True)

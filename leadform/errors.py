@@ -13,6 +13,7 @@ import time
 
 from flask import Flask, jsonify, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from leadform.pages import render_page
@@ -105,7 +106,17 @@ def handle_unexpected(error: Exception):
     return render_page("message_page.html", 500, title=title, paragraphs=[text])
 
 
+def handle_database(error: SQLAlchemyError):
+    """The database is away (read-only, full, locked too long): say so, and that nothing was lost."""
+    log.error("database unavailable endpoint=%s type=%s", request.endpoint, type(error).__name__)
+    if _wants_json():
+        return jsonify(error=503), 503
+    title, text = MESSAGES[503]
+    return render_page("message_page.html", 503, title=title, paragraphs=[text])
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(SQLAlchemyError, handle_database)
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(Exception, handle_unexpected)
