@@ -39,7 +39,7 @@ class Defaults:
     # every worker counts in one place. If Redis goes away, each worker falls back to its own memory
     # (limits then hold per worker) rather than refusing visitors; it switches back when Redis returns.
     RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_KEY_PREFIX = "leadform"      # one Redis may serve several sites (or test runs)
+    LIMIT_KEY_PREFIX = "leadform"          # one Redis may serve several sites (or test runs)
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True        # a limiter fault never costs a visitor their submission
     RATELIMIT_ENABLED = True

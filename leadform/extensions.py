@@ -26,9 +26,11 @@ csrf = CSRFProtect()
 
 
 def _pseudonym(kind: str, value: str) -> str:
-    """A stable, secret-keyed stand-in for a personal value (an IP or an e-mail address)."""
+    """A stable, secret-keyed stand-in for a personal value (an IP or an e-mail address), under the app's
+    LIMIT_KEY_PREFIX (read per request: Flask-Limiter keeps its own key prefix from the first app only)."""
     secret = str(current_app.config["SECRET_KEY"]).encode()
-    return f"{kind}:" + hmac.new(secret, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    digest = hmac.new(secret, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{current_app.config.get('LIMIT_KEY_PREFIX') or 'leadform'}/{kind}:{digest}"
 
 
 def ip_key() -> str:
