@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 
 from flask import Flask
@@ -31,10 +32,22 @@ class NoClientAddress(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the event, not the one it was created with
+    (a replaced, closed stream makes logging print its own traceback, with the exception at hand)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
 def init_app(app: Flask) -> None:
     logger = logging.getLogger("leadform")
     if not any(getattr(h, "_leadform", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.setFormatter(UTCFormatter(FORMAT, "%Y-%m-%dT%H:%M:%S"))
         handler._leadform = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
