@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test new-post leads export outbox outbox-retry messages clean
+.PHONY: setup build run serve test new-post leads export outbox outbox-retry messages consent-stats clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,6 +51,8 @@ outbox: setup
 	$(FLASK) outbox list
 outbox-retry: setup
 	$(FLASK) outbox retry
+consent-stats: setup
+	$(FLASK) consent stats
 
 clean:
 	rm -rf site .pytest_cache test-artifacts

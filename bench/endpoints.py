@@ -80,15 +80,20 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII
 
 
-def start_server(instance: Path, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(instance: Path, workers: int, threads: int | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "LEADFORM_SECRET_KEY": "bench-" + os.urandom(8).hex(),
            "LEADFORM_INSTANCE_PATH": str(instance), "LEADFORM_RATELIMIT_ENABLED": "false",
            "LEADFORM_PUBLIC_URL": f"http://127.0.0.1:{port}/", "LEADFORM_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "leadform.wsgi:app"],
-        cwd=ROOT, env=env, start_new_session=True)
+    # The production settings (deploy/gunicorn.conf.py: gthread, outbox thread per worker, ...) with
+    # the worker count and address of this run; `threads` overrides the file's only when given.
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers))
+    # --max-requests 0: no worker recycling mid-run (a restart would show up as latency of whichever flow
+    # runs then, and reset the worker's peak memory).
+    cmd = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--max-requests", "0"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -156,7 +161,13 @@ def count(db: Path, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
 
 
-def bench(seconds: int = 20, workers: int = 2, threads: int = 8, connections: int = 16) -> dict[str, Any]:
+def configured_threads() -> int:
+    """gthread threads per worker in deploy/gunicorn.conf.py."""
+    match = re.search(r"^threads\s*=\s*(\d+)", (ROOT / "deploy" / "gunicorn.conf.py").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else 1
+
+
+def bench(seconds: int = 20, workers: int = 2, threads: int | None = None, connections: int = 16) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         instance = Path(tmp)
         server, url = start_server(instance, workers, threads)
@@ -193,7 +204,8 @@ def bench(seconds: int = 20, workers: int = 2, threads: int = 8, connections: in
     base = results["trivial GET /api/health"]["rps"]
     for result in results.values():
         result["ratio"] = result["rps"] / base
-    return {"workers": workers, "threads": threads, "connections": connections, "seconds": seconds,
+    return {"workers": workers, "threads": threads or configured_threads(), "connections": connections,
+            "seconds": seconds, "config": "deploy/gunicorn.conf.py",
             "flows": results, "worker_memory": memory}
 
 
@@ -205,7 +217,8 @@ def consent_body() -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"gunicorn {result['workers']} workers × {result['threads']} threads (gthread), "
+    lines = [f"gunicorn -c {result.get('config', 'command line')}: {result['workers']} workers × "
+             f"{result['threads']} threads (gthread), "
              f"{result['connections']} concurrent clients (wrk), {result['seconds']} s per flow\n",
              "| Flow | req/s | ratio to trivial | p50 ms | p99 ms | accepted | stored | in flight at end | errors |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

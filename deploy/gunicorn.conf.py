@@ -3,7 +3,8 @@
 Only the app (/api/, /download/) runs here; nginx serves site/ (deploy/nginx.conf). The app reads
 its own configuration from LEADFORM_* variables: at least LEADFORM_SECRET_KEY,
 LEADFORM_PUBLIC_HTTPS=true (__Host- Secure cookies, HSTS) and, with more than one worker,
-LEADFORM_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 so that all workers count together.
+LEADFORM_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 so that all workers count together, and
+LEADFORM_PROXY_FIX_X_FOR=1 so that per-IP limits see the visitor's address nginx forwards, not nginx.
 GUNICORN_BIND and GUNICORN_WORKERS override the two settings a deployment usually changes.
 """
 
