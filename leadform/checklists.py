@@ -51,6 +51,19 @@ def mails_today(s, email: str) -> int:
         OutboxMail.to_addr == email, OutboxMail.kind == "checklist_link", OutboxMail.created_at >= since)) or 0
 
 
+def send_link(s, lead: Lead, checklist: Checklist) -> bool:
+    """Queue a mail with a new personal link, unless the address had its mails for today."""
+    if mails_today(s, lead.email) >= load_settings().limits.mails_per_address_per_day:
+        return False
+    _, token = links.new_download(lead)
+    mails.queue_checklist_link(s, lead, checklist, links.public_url(token))
+    return True
+
+
+def find_download(s, secret: str) -> Download | None:
+    return s.scalars(select(Download).where(Download.token_hash == links.hash_secret(secret))).first()
+
+
 @bp.post("/api/checklists/<slug>")
 @per_ip("form_per_ip", scope="form-checklist")
 @per_email(scope="email-checklist")
@@ -75,11 +88,7 @@ def request_checklist(slug: str):
                 lead.name = form.name.data
                 lead.newsletter_requested = lead.newsletter_requested or bool(form.newsletter.data)
                 lead.request_count += 1
-            queued = False
-            if mails_today(s, lead.email) < load_settings().limits.mails_per_address_per_day:
-                _, token = links.new_download(lead)
-                mails.queue_checklist_link(s, lead, checklist, links.public_url(token))
-                queued = True
+            queued = send_link(s, lead, checklist)
     except SQLAlchemyError as exc:
         s.rollback()
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
@@ -105,7 +114,7 @@ def download(token: str):
         return _invalid()
     s = db.session()
     with s.begin():
-        row = s.scalars(select(Download).where(Download.token_hash == links.hash_secret(secret))).first()
+        row = find_download(s, secret)
         if row is None:
             return _invalid()
         if row.expires_at < utcnow():
@@ -114,13 +123,13 @@ def download(token: str):
         now = utcnow()
         row.use_count += 1
         row.first_used_at = row.first_used_at or now
+        checklist = load_settings().checklist(lead.checklist)
         newly_confirmed = lead.confirmed_at is None
-        if newly_confirmed:
+        if newly_confirmed:  # double opt-in: only now does a newsletter consent count
             lead.confirmed_at = now
             if lead.newsletter_requested:
                 lead.newsletter_consent_at = now
-            mails.queue_coach_new_lead(s, lead, load_settings().checklist(lead.checklist))
-        checklist = load_settings().checklist(lead.checklist)
+            mails.queue_coach_new_lead(s, lead, checklist)
     log.info("checklist downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
     if newly_confirmed:
         outbox.kick()
@@ -156,15 +165,11 @@ def renew():
         return _invalid()
     s = db.session()
     with s.begin():
-        row = s.scalars(select(Download).where(Download.token_hash == links.hash_secret(secret))).first()
+        row = find_download(s, secret)
         if row is None:
             return _invalid()
         lead = row.lead
-        queued = mails_today(s, lead.email) < load_settings().limits.mails_per_address_per_day
-        if queued:
-            _, new_token = links.new_download(lead)
-            mails.queue_checklist_link(s, lead, load_settings().checklist(lead.checklist),
-                                       links.public_url(new_token))
+        queued = send_link(s, lead, load_settings().checklist(lead.checklist))
     log.info("download link renewed lead_id=%s mail_queued=%s", lead.id, queued)
     if queued:
         outbox.kick()

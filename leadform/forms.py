@@ -30,7 +30,9 @@ def strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-class ChecklistForm(FlaskForm):
+class PersonForm(FlaskForm):
+    """Who is asking, and their acknowledgement of the privacy policy: common to every form."""
+
     name = StringField("Je naam", filters=[strip], validators=[
         DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NO_CONTROL])
     email = EmailField("Je e-mailadres", filters=[lower_strip], validators=[
@@ -38,6 +40,9 @@ class ChecklistForm(FlaskForm):
         NO_CONTROL, EMAIL])
     privacy = BooleanField("Ik heb de privacyverklaring gelezen en ga ermee akkoord.", validators=[
         InputRequired("Duid aan dat je de privacyverklaring gelezen hebt.")])
+
+
+class ChecklistForm(PersonForm):
     newsletter = BooleanField("Stuur me ook af en toe de nieuwsbrief (los van de checklist, altijd opzegbaar).",
                               default=False)
 
@@ -51,12 +56,7 @@ def subject_choices() -> list[SelectChoice]:
     return [SelectChoice("", "Kies een onderwerp")] + [SelectChoice(k, v) for k, v in SUBJECTS.items()]
 
 
-class ContactForm(FlaskForm):
-    name = StringField("Je naam", filters=[strip], validators=[
-        DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NO_CONTROL])
-    email = EmailField("Je e-mailadres", filters=[lower_strip], validators=[
-        DataRequired("Vul je e-mailadres in."), Length(max=EMAIL_MAX, message="Dit e-mailadres is te lang."),
-        NO_CONTROL, EMAIL])
+class ContactForm(PersonForm):
     phone = TelField("Je telefoonnummer (niet verplicht)", filters=[strip], validators=[
         Optional(), Length(max=PHONE_MAX, message="Dit telefoonnummer is te lang."),
         Regexp(r"^[0-9+()./ -]*$", message="Gebruik alleen cijfers, spaties en + ( ) . / -.")])
@@ -66,8 +66,6 @@ class ContactForm(FlaskForm):
         DataRequired("Schrijf je bericht."),
         Length(max=load_settings().limits.message_max_length,
                message="Je bericht is te lang: hou het onder %(max)d tekens.")])
-    privacy = BooleanField("Ik heb de privacyverklaring gelezen en ga ermee akkoord.", validators=[
-        InputRequired("Duid aan dat je de privacyverklaring gelezen hebt.")])
     # Spam traps: a field people never see, and a signed render time (checked in contact.py).
     website = StringField("Laat dit veld leeg", validators=[Optional()])
     started = HiddenField()
