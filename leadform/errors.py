@@ -98,21 +98,21 @@ def handle_csrf(error: CSRFError):
     return handle_http(error)
 
 
-def handle_unexpected(error: Exception):
-    log.error("unhandled error endpoint=%s type=%s", request.endpoint, type(error).__name__)
+def _server_error(status: int, event: str, error: Exception):
+    log.error("%s endpoint=%s type=%s", event, request.endpoint, type(error).__name__)
     if _wants_json():
-        return jsonify(error=500), 500
-    title, text = MESSAGES[500]
-    return render_page("message_page.html", 500, title=title, paragraphs=[text])
+        return jsonify(error=status), status
+    title, text = MESSAGES[status]
+    return render_page("message_page.html", status, title=title, paragraphs=[text])
+
+
+def handle_unexpected(error: Exception):
+    return _server_error(500, "unhandled error", error)
 
 
 def handle_database(error: SQLAlchemyError):
-    """The database is away (read-only, full, locked too long): say so, and that nothing was lost."""
-    log.error("database unavailable endpoint=%s type=%s", request.endpoint, type(error).__name__)
-    if _wants_json():
-        return jsonify(error=503), 503
-    title, text = MESSAGES[503]
-    return render_page("message_page.html", 503, title=title, paragraphs=[text])
+    """The database is away (read-only, full, locked too long): a 503 that says to try again later."""
+    return _server_error(503, "database unavailable", error)
 
 
 def init_app(app: Flask) -> None:
