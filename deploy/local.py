@@ -30,6 +30,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate, and kill what does not stop within ten seconds."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -118,12 +128,7 @@ def gunicorn(env: dict[str, str], port: int, workers: int = 1, log: Path | None 
         wait_for_port(port, proc, "gunicorn", 30)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         if log:
             out.close()
 
@@ -160,9 +165,4 @@ def nginx_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str], standa
             yield Deployment(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}", https_port,
                              http_port, ca, prefix)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
