@@ -383,13 +383,19 @@ def _statements(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flo
     number = 1
     for i, dimension in enumerate(checklist.dimensions, start=1):
         table, number = _dimension_table(number, dimension, checklist, st)
-        story.append(KeepTogether([
-            Spacer(1, 8),
-            Paragraph(f"THEMA {i} VAN {len(checklist.dimensions)}", st["kicker"]),
-            Paragraph(_t(dimension.title), st["h2"]),
-            table,
-        ]))
+        story.append(_theme_block(i, dimension, checklist, table, st))
     return story
+
+
+def _theme_block(i: int, dimension: Dimension, checklist: Checklist, table: Table,
+                 st: dict[str, ParagraphStyle]) -> KeepTogether:
+    """A theme's kicker, title and table, kept on one page."""
+    return KeepTogether([
+        Spacer(1, 8),
+        Paragraph(f"THEMA {i} VAN {len(checklist.dimensions)}", st["kicker"]),
+        Paragraph(_t(dimension.title), st["h2"]),
+        table,
+    ])
 
 
 def _scoring_key(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
@@ -483,12 +489,7 @@ def _advice(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowabl
                  Paragraph(_t(getattr(dimension.advice, key)), st["cell"])] for key, label in LEVELS]
         table = Table(rows, colWidths=[40 * mm, CONTENT_W - 40 * mm])
         table.setStyle(_level_style(len(rows)))
-        story.append(KeepTogether([
-            Spacer(1, 8),
-            Paragraph(f"THEMA {i} VAN {len(checklist.dimensions)}", st["kicker"]),
-            Paragraph(_t(dimension.title), st["h2"]),
-            table,
-        ]))
+        story.append(_theme_block(i, dimension, checklist, table, st))
     return story
 
 
