@@ -16,12 +16,12 @@ import logging
 import re
 
 import click
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from leadform import db
-from leadform.consent import read_body, require_same_origin
+from leadform.consent import read_body
 from leadform.extensions import csrf, limiter
 from leadform.models import PageView, utcnow
 from site_config import load_settings
@@ -59,11 +59,8 @@ def count_view(day: dt.date, path: str) -> None:
 @bp.post("/api/analytics")
 @limiter.limit(lambda: load_settings().limits.consent_per_ip, scope="analytics")
 def page_view() -> tuple[str, int]:
-    require_same_origin()
-    if request.mimetype != "text/plain":
-        abort(415)
     try:
-        path = read_body(256).decode("ascii")
+        path = read_body("text/plain", 256).decode("ascii")
     except UnicodeDecodeError:
         abort(400)
     if not valid_path(path):

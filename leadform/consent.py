@@ -125,8 +125,12 @@ def require_same_origin() -> None:
         abort(403)
 
 
-def read_body(max_bytes: int) -> bytes:
-    """The request body, or 400 when it is larger than `max_bytes` or has no declared length."""
+def read_body(mimetype: str, max_bytes: int) -> bytes:
+    """The body of a same-origin request of one content type: 403 from another site, 415 for another
+    type, 400 when it is larger than `max_bytes` or has no declared length."""
+    require_same_origin()
+    if request.mimetype != mimetype:
+        abort(415)
     length = request.content_length
     if length is None or length > max_bytes:
         abort(400)
@@ -136,12 +140,9 @@ def read_body(max_bytes: int) -> bytes:
 @bp.post("/api/consent")
 @limiter.limit(lambda: load_settings().limits.consent_per_ip, scope="consent")
 def record() -> tuple[Response, int]:
-    require_same_origin()
-    if request.mimetype != "application/json":
-        abort(415)
     consent = load_settings().consent
     try:
-        choice = parse_choice(read_body(MAX_BODY), consent)
+        choice = parse_choice(read_body("application/json", MAX_BODY), consent)
     except InvalidChoice as exc:
         log.info("consent payload rejected reason=%s", exc)
         abort(400)
