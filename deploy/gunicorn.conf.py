@@ -14,7 +14,11 @@ wsgi_app = "leadform.wsgi:app"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8001")   # loopback only: nginx is the front door
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
 worker_class = "gthread"
-threads = 4
+# One request thread per worker (plus the outbox thread): with more, a thread inside a database
+# transaction waits for the GIL while its siblings run, and every writer queues behind it.
+# bench/endpoints.py, 2 workers: consent POST 885-1183 req/s (p99 26-31 ms) with 1 thread,
+# 726-842 req/s (p99 41-50 ms) with 4. Add workers, not threads, for more throughput.
+threads = 1
 preload_app = False          # each worker opens its own database connections after the fork
 timeout = 30                 # the visitor's request never waits on the mail server (outbox)
 graceful_timeout = 20
@@ -41,3 +45,4 @@ def post_worker_init(worker) -> None:
     waiting for the first visitor (cron's `outbox send` is the safety net)."""
     app = worker.wsgi
     app.extensions["leadform.outbox"].kick()
+

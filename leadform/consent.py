@@ -47,6 +47,7 @@ FIELDS = frozenset({"event", "choices", "button", "policy_version", "banner_hash
 EVENTS = ("given", "refused", "withdrawn", "updated")
 BUTTONS = ("accept_all", "reject_all", "save")
 RANDOM_ID = re.compile(r"[0-9a-f]{32}")
+INSERT_RECORD = insert(ConsentRecord.__table__)  # Core, not the ORM: the ORM took a third of the request
 BANNER_HASH = re.compile(r"[0-9a-f]{16,64}")
 
 
@@ -154,12 +155,10 @@ def record() -> tuple[Response, int]:
            "choices": choice.choices, "button": choice.button, "policy_version": choice.policy_version,
            "banner_hash": choice.banner_hash, "expires_at": now + dt.timedelta(days=consent.max_age_days),
            "site_build": str(current_app.config["SITE_BUILD"])[:64]}
-    s = db.session()
     try:
-        with s.begin():
-            s.execute(insert(ConsentRecord), [row])
+        with db.engine().begin() as conn:
+            conn.execute(INSERT_RECORD, row)
     except SQLAlchemyError as exc:
-        s.rollback()
         log.error("consent not stored error=%s", type(exc).__name__)
         abort(503)
     log.info("consent recorded event=%s button=%s", choice.event, choice.button)

@@ -1,8 +1,9 @@
 """Engine and per-request sessions; SQLite tuned for many small concurrent writes.
 
 SQLite gets WAL (set once, when the database is created) and every transaction
-starts with BEGIN IMMEDIATE, so concurrent writers queue on the busy timeout
-instead of failing halfway with "database is locked".
+starts with BEGIN IMMEDIATE, so concurrent writers queue instead of failing halfway
+with "database is locked". They queue on leadform.write_lock, which wakes the next
+writer at once, rather than on SQLite's busy handler, which sleeps.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from leadform.write_lock import WriteLock, connection_class
 
 BUSY_TIMEOUT_MS = 15000
 RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
@@ -21,7 +24,12 @@ RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            connect_args["factory"] = connection_class(WriteLock(database + "-writelock",
+                                                                 BUSY_TIMEOUT_MS / 1000))
+        engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:
@@ -33,7 +41,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_connection = conn.connection.dbapi_connection
+            if hasattr(dbapi_connection, "begin_immediate"):
+                dbapi_connection.begin_immediate()
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "handle_error")
         def _drop_broken(context) -> None:

@@ -147,6 +147,9 @@ def _fail(mail: OutboxMail, error: str) -> None:
 
 # -- delivery after commit, in the background --------------------------------------------------------------
 
+PASS_SIZE = 100  # mails per pass of the background thread, between two looks at its wake-up call
+
+
 class _Worker:
     """One daemon thread per process that delivers after each commit and retries when due."""
 
@@ -169,7 +172,9 @@ class _Worker:
             self.wake.clear()
             try:
                 with self.app.app_context():
-                    deliver_due()
+                    counts = deliver_due(PASS_SIZE)
+                if sum(counts.values()) >= PASS_SIZE:  # a burst left more: go on without waiting
+                    self.wake.set()
             except Exception:  # keep the thread alive; the cron command is the safety net
                 log.exception("outbox worker error")
 

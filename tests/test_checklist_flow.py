@@ -213,3 +213,21 @@ def test_no_secret_outside_testing_refuses_to_start(tmp_path) -> None:
 
     with pytest.raises(RuntimeError, match="LEADFORM_SECRET_KEY is not set"):
         create_app({"INSTANCE_PATH": str(tmp_path)})
+
+
+def test_a_burst_larger_than_one_delivery_pass_leaves_without_waiting_for_the_poll(make_app, smtp_server) -> None:
+    """After a burst (a newsletter mention), the background thread goes on pass after pass instead of
+    leaving the rest for its next wake-up half a minute later."""
+    app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
+                   **smtp_config(smtp_server.port))
+    burst = outbox.PASS_SIZE + 30
+    with app.app_context(), db.transaction() as s:
+        for n in range(burst):
+            outbox.queue(s, kind="checklist_link", to=f"lead{n}@example.be", subject="Je checklist", text="link")
+    with app.app_context():
+        outbox.kick()  # one wake-up, as after the last request of the burst
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < burst and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(smtp_server.messages) == burst
+    assert count(app, OutboxMail, OutboxMail.status == "sent") == burst

@@ -213,7 +213,8 @@ def test_a_hanging_mail_server_does_not_slow_the_visitor(tmp_path, pdf_dir, hang
     assert set(delivered) == set(store.message_ids()) and set(delivered.values()) == {1}
     p99_normal, p99_hanging = percentile(normal, 0.99), percentile(hanging, 0.99)
     with capsys.disabled():
-        print(f"\n[mail hang] checklist POST on gunicorn (4 workers x 4 threads), 4 clients, {len(normal)} requests "
+        print(f"\n[mail hang] checklist POST on gunicorn (4 workers, production config), 4 clients, "
+              f"{len(normal)} requests "
               "per condition: "
               f"SMTP answering p50 {percentile(normal, 0.5) * 1000:.0f} ms p99 {p99_normal * 1000:.0f} ms; "
               f"SMTP hanging ({HANG:.0f}s > timeout 1s) p50 {percentile(hanging, 0.5) * 1000:.0f} ms "

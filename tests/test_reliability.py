@@ -54,7 +54,7 @@ def app_env(instance: Path, pdf_dir: Path, port: int, smtp_port: int, **extra: o
 
 
 class Gunicorn:
-    """The production gunicorn (deploy/gunicorn.conf.py: gthread, 4 threads per worker) with N workers
+    """The production gunicorn (deploy/gunicorn.conf.py: gthread) with N workers
     on a loopback port, in its own process group."""
 
     def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 4) -> None:
@@ -430,7 +430,7 @@ def test_two_thousand_concurrent_posts_lose_nothing(tmp_path, pdf_dir, smtp_serv
     window, rate = throughput(outcomes)
     latencies = [o.latency for o in outcomes]
     with capsys.disabled():
-        print(f"\n[concurrency] gunicorn 4 workers x 4 threads, 3 client processes x 8 threads: {total} POSTs "
+        print(f"\n[concurrency] gunicorn 4 workers (production config), 3 client processes x 8 threads: {total} POSTs "
               f"({', '.join(f'{k} {v}' for k, v in flows.items())}) in {window:.1f}s = {rate:.0f} req/s; "
               f"latency p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
               f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms; "
