@@ -13,10 +13,10 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-## build: check and build the site into site/ and the checklist PDFs into instance/pdfs/
+## build: check and build the site into site/ and, at the same time, the checklist PDFs into instance/pdfs/
 build: setup
-	$(BIN)/mkdocs build --strict
-	$(BIN)/python -m leadform.pdf instance/pdfs
+	$(BIN)/python -m leadform.pdf instance/pdfs & pdfs=$$!; \
+	$(BIN)/mkdocs build --strict; site=$$?; wait $$pdfs && exit $$site
 
 ## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT)
 run: build

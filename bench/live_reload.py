@@ -7,7 +7,7 @@ one post gets a new sentence appended, and the time runs from that write to the 
 Measured for a full rebuild (mkdocs 1.6's default) and for `--dirty --no-strict` (only changed
 files are rebuilt; mkdocs warns about that, so strict mode has to be off for it).
 
-    python bench/live_reload.py [--posts 500] [--edits 3]
+    python bench/live_reload.py [--posts 500] [--edits 5]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=500)
-    parser.add_argument("--edits", type=int, default=3)
+    parser.add_argument("--edits", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         result = bench(Path(tmp), args.posts, args.edits)

@@ -373,3 +373,27 @@ def check_consent(path: str, html: str, categories: Iterable[str]) -> list[str]:
     scan.close()
     categories = tuple(categories)
     return _banner_problems(path, scan) + _script_problems(path, scan, categories)
+
+
+# -- All checks of one finished page -----------------------------------------------------------------------------
+
+_CHECKED: dict[tuple[str, bytes, tuple[str, ...]], list[str]] = {}
+
+
+def check_finished_page(path: str, html: str, categories: Iterable[str]) -> list[str]:
+    """Everything a finished page must pass: nothing from another host, alt texts, the consent rules, no
+    inline code in attributes (the CSP). Remembered per page text: `mkdocs serve --dirty` renders the
+    blog's 180-odd list pages again on every save, mostly to the same text."""
+    from site_config import csp
+
+    categories = tuple(categories)
+    key = (path, csp.digest(html), categories)
+    problems = _CHECKED.get(key)
+    if problems is None:
+        problems = check_page_html(path, html) + check_consent(path, html, categories)
+        problems += csp.inline_attribute_problems(path, html)  # style="…", onclick="…"
+        if len(_CHECKED) >= 8192:
+            _CHECKED.clear()
+        _CHECKED[key] = problems
+    return problems
+

@@ -9,8 +9,10 @@ read it:
 - `<site>/.csp.json`        for the embedded server (`leadform.serve.StaticSite`)
 - `<site>/.csp.nginx.conf`  an `add_header` line that deploy/nginx.conf includes
 
-Then `verify_policy()` reads both files back and checks every page against them, so a missing or
-stale hash stops the build instead of breaking a page in a visitor's browser. Inline code that a
+Then `verify_written()` reads both files back and checks they hold that policy, so a file that did not
+come out as meant stops the build instead of breaking a page in a visitor's browser. `verify_policy()`
+checks every page of a built site against the files again, from scratch: the `check` command below,
+for a site that was copied or deployed. Inline code that a
 hash cannot allow without 'unsafe-hashes' (style="…" attributes, onclick="…" handlers,
 javascript: links) is refused outright. Dotfiles are never served (StaticSite, nginx.conf).
 
@@ -83,10 +85,13 @@ class InlineCode:
 CODE_ELEMENT = re.compile(r"<(script|style)\b([^>]*)>(.*?)</\1[\s/>]", re.IGNORECASE | re.DOTALL)
 TAG_ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
 # Cheap test before the (slow, exact) attribute parse: could this page have inline code in attributes?
-# Matched against the lower-cased page: case-insensitive matching made this search a third of the
-# build's CSP work. Before the name: ASCII whitespace, or a quote or "/" (<a href="x"onclick=…> and
-# <img/onerror=…> are attributes to a browser too).
-SUSPECT = re.compile(r"[ \t\n\r\f\"'/](?:style|on[a-z]+)[ \t\n\r\f]*=|javascript:")
+# Matched against the lower-cased page, each pattern starting with a literal: Python's re then finds
+# candidates with a fast scan. Case-insensitive matching, or a leading character class (the space before
+# the name), made this search most of the build's CSP work. Before an attribute name: ASCII whitespace,
+# or a quote or "/" (<a href="x"onclick=…> and <img/onerror=…> are attributes to a browser too).
+SUSPECT_ATTRIBUTES = (re.compile(r"on[a-z]+[ \t\n\r\f]*="), re.compile(r"style[ \t\n\r\f]*="))
+SUSPECT_URL = "javascript:"
+BEFORE_NAME = frozenset(" \t\n\r\f\"'/")
 
 
 class _AttributeScanner(HTMLParser):
@@ -114,10 +119,15 @@ class Scan:
 _SCANS: dict[bytes, Scan] = {}
 
 
+def digest(html: str) -> bytes:
+    """The key of a page text in the scan memo."""
+    return hashlib.blake2b(html.encode("utf-8"), digest_size=16).digest()
+
+
 def scan(html: str) -> Scan:
     """`_scan(html)`, once per distinct page text: a build checks each page in on_post_page, then
-    write_policy() and verify_policy() read it back from disk (each twice, with the attribute check)."""
-    key = hashlib.blake2b(html.encode("utf-8"), digest_size=16).digest()
+    write_policy() reads it back from disk."""
+    key = digest(html)
     found = _SCANS.get(key)
     if found is None:
         if len(_SCANS) >= 8192:  # `mkdocs serve` rebuilds for hours
@@ -135,15 +145,20 @@ def _scan(html: str) -> Scan:
     """
     html = html.replace("\r\n", "\n").replace("\r", "\n")
     code = []
+    texts: list[tuple[int, int]] = []  # where script and style text is: not attributes ("var onTarget = …")
+    line, counted = 1, 0
     for match in CODE_ELEMENT.finditer(html):
+        texts.append(match.span(3))
         kind = match[1].lower()
         attrs = {m[1].lower(): next((v for v in m.groups()[1:] if v is not None), "")
                  for m in TAG_ATTRIBUTE.finditer(match[2])}
         if kind == "script" and ("src" in attrs or attrs.get("type", "").strip().lower() not in JS_TYPES):
             continue  # an external script (its text is ignored) or a data block such as Material's __config
-        code.append(InlineCode(kind, match[3], html.count("\n", 0, match.start()) + 1))
+        line += html.count("\n", counted, match.start())
+        counted = match.start()
+        code.append(InlineCode(kind, match[3], line))
     attributes: list[tuple[int, str, str, str]] = []
-    if SUSPECT.search(CODE_ELEMENT.sub("", html).lower()):  # not in script text ("var onTarget = …")
+    if _suspect(html, texts):
         parser = _AttributeScanner()
         parser.feed(html)
         parser.close()
@@ -151,10 +166,37 @@ def _scan(html: str) -> Scan:
     return Scan(code, attributes)
 
 
+def _suspect(html: str, texts: list[tuple[int, int]]) -> bool:
+    """Whether anything outside script and style text looks like inline code in an attribute."""
+    lowered = html.lower()
+    if len(lowered) != len(html):  # a rare letter lower-cases to two: positions differ, let the parse decide
+        return True
+
+    def outside(at: int) -> bool:
+        return not any(start <= at < end for start, end in texts)
+
+    for pattern in SUSPECT_ATTRIBUTES:
+        for match in pattern.finditer(lowered):
+            at = match.start()
+            if at and lowered[at - 1] in BEFORE_NAME and outside(at):
+                return True
+    at = lowered.find(SUSPECT_URL)
+    while at != -1:
+        if outside(at):
+            return True
+        at = lowered.find(SUSPECT_URL, at + 1)
+    return False
+
+
 def inline_attribute_problems(label: str, html: str) -> list[str]:
     """Inline code that no hash can allow, in Dutch for the coach: fix the page, not the policy."""
+    return attribute_problems(label, scan(html))
+
+
+def attribute_problems(label: str, found: Scan) -> list[str]:
+    """inline_attribute_problems() of a page already scanned."""
     problems = []
-    for line, tag, name, value in scan(html).attributes:
+    for line, tag, name, value in found.attributes:
         what = ("een style-attribuut" if name == "style"
                 else "een javascript:-link" if JS_URL.match(value) else f"een {name}-attribuut")
         problems.append(
@@ -171,11 +213,30 @@ def policy(script_sources: Iterable[str] = (), style_sources: Iterable[str] = ()
     return "; ".join(" ".join((name, *values, *extra.get(name, ()))) for name, values in BASE_DIRECTIVES.items())
 
 
-def _documents(site_dir: Path) -> Iterator[tuple[Path, str]]:
-    """Every built page. (The RSS plugin's rss.xsl browser preview of the feed is left unstyled: an
-    XSLT result is re-serialised, so its <style> text cannot be hashed ahead, and browsers drop XSLT.)"""
+_READ: dict[Path, tuple[tuple[int, int, int], bytes]] = {}  # page file -> (its stat, digest of its text)
+
+
+def _documents(site_dir: Path) -> Iterator[tuple[Path, Scan]]:
+    """Every built page with its scan. (The RSS plugin's rss.xsl browser preview of the feed is left
+    unstyled: an XSLT result is re-serialised, so its <style> text cannot be hashed ahead, and browsers
+    drop XSLT.)
+
+    A page file unchanged since it was last read here (same inode, size and modification time) is not
+    read again: `mkdocs serve --dirty` rewrites a few pages per save, and reading all of them took a
+    tenth of each rebuild."""
     for path in sorted(site_dir.rglob("*.html")):
-        yield path, path.read_text(encoding="utf-8")
+        st = path.stat()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _READ.get(path)
+        if known is not None and known[0] == stamp and known[1] in _SCANS:
+            yield path, _SCANS[known[1]]
+            continue
+        html = path.read_text(encoding="utf-8")
+        found = scan(html)
+        if len(_READ) >= 8192:
+            _READ.clear()
+        _READ[path] = (stamp, digest(html))
+        yield path, found
 
 
 def write_policy(site_dir: Path) -> str:
@@ -184,10 +245,9 @@ def write_policy(site_dir: Path) -> str:
     styles: set[str] = set()
     problems: list[str] = []
     pages = 0
-    for path, html in _documents(site_dir):
+    for path, found in _documents(site_dir):
         pages += 1
-        found = scan(html)
-        problems += inline_attribute_problems(f"site/{path.relative_to(site_dir).as_posix()}", html)
+        problems += attribute_problems(f"site/{path.relative_to(site_dir).as_posix()}", found)
         for code in found.code:
             (scripts if code.kind == "script" else styles).add(code.source)
     if problems:
@@ -223,6 +283,23 @@ def _sources(value: str) -> dict[str, set[str]]:
     return directives
 
 
+def verify_written(site_dir: Path, value: str) -> None:
+    """The policy files of this build hold `value`, the policy write_policy() made from every page's
+    inline code, and it allows no 'unsafe-inline'. (Every page is covered by construction; reading
+    every page again here cost a tenth of a 500-post build.)"""
+    problems = []
+    if read_policy(site_dir) != value:
+        problems.append(f"{site_dir / POLICY_FILE} bevat niet het beleid dat de build maakte.")
+    nginx = (site_dir / NGINX_FILE).read_text(encoding="utf-8") if (site_dir / NGINX_FILE).is_file() else ""
+    if f'"{value}"' not in nginx:
+        problems.append(f"{site_dir / NGINX_FILE} hoort bij een andere build dan {site_dir / POLICY_FILE}.")
+    directives = _sources(value)
+    if "'unsafe-inline'" in directives.get("script-src", set()) | directives.get("style-src", set()):
+        problems.append("het beleid laat 'unsafe-inline' toe.")
+    if problems:
+        raise CSPError("Content-Security-Policy klopt niet met de gebouwde pagina's:\n  - " + "\n  - ".join(problems))
+
+
 def verify_policy(site_dir: Path) -> None:
     """Check every page against the policy files as written: a hash that is missing or stale fails."""
     value = read_policy(site_dir)
@@ -233,10 +310,9 @@ def verify_policy(site_dir: Path) -> None:
     directives = _sources(value)
     if "'unsafe-inline'" in directives.get("script-src", set()) | directives.get("style-src", set()):
         problems.append("het beleid laat 'unsafe-inline' toe.")
-    for path, html in _documents(site_dir):
+    for path, found in _documents(site_dir):
         label = f"site/{path.relative_to(site_dir).as_posix()}"
-        found = scan(html)
-        problems += inline_attribute_problems(label, html)
+        problems += attribute_problems(label, found)
         for code in found.code:
             if code.source not in directives.get(f"{code.kind}-src", set()):
                 problems.append(f"{label}, regel {code.line}: inline {code.kind} {code.source} staat niet in het "

@@ -15,8 +15,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings
-from site_config.checks import check_consent, check_markdown_links, check_page_html, check_post
+from site_config import ConfigError, csp, fingerprint, load_settings, speedups
+from site_config.checks import check_finished_page, check_markdown_links, check_post
 
 log = logging.getLogger("mkdocs.hooks.site_config")
 
@@ -26,9 +26,18 @@ def _fail(problems: list[str]) -> None:
         raise PluginError("De site kan niet gebouwd worden:\n  - " + "\n  - ".join(problems))
 
 
+_dirty = False
+
+
+def on_startup(command: str, dirty: bool) -> None:
+    global _dirty
+    _dirty = dirty
+
+
 @event_priority(100)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Take the site's identity from site.yml, the one place the coach edits it."""
+    speedups.fast_blog_front_matter()
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -58,6 +67,15 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     return files
 
 
+@event_priority(-100)  # after the blog plugin attached its posts to its list pages
+def on_nav(nav, config: MkDocsConfig, files: Files):
+    """`make serve` (--dirty): render only the blog list pages that changed (site_config/speedups.py)."""
+    if _dirty:
+        skipped = speedups.BLOG_LISTS.skip_unchanged(files, config.plugins["material/blog"])
+        log.debug("blog list pages left as they were: %d", skipped)
+    return nav
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Broken links and missing or undescribed images, named per page.
 
@@ -74,10 +92,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
-    """Nothing in a finished page may load from another host."""
-    _fail(check_page_html(f"docs/{page.file.src_uri}", output))
-    _fail(check_consent(f"docs/{page.file.src_uri}", output, load_settings().consent.optional_ids))  # banner, scripts
-    _fail(csp.inline_attribute_problems(f"docs/{page.file.src_uri}", output))  # style="…", onclick="…"
+    """Nothing in a finished page may load from another host, break the consent rules or the CSP."""
+    _fail(check_finished_page(f"docs/{page.file.src_uri}", output, load_settings().consent.optional_ids))
     return output
 
 
@@ -85,6 +101,8 @@ def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
+    env.bytecode_cache = speedups.TEMPLATE_CACHE  # `mkdocs serve`: compile each template once
+    speedups.BLOG_LISTS.pages_read()
     return env
 
 
@@ -93,7 +111,6 @@ def on_post_build(config: MkDocsConfig) -> None:
     """Allow the inline scripts of this build by hash (site_config/csp.py), then check every page."""
     site_dir = Path(config.site_dir)
     try:
-        csp.write_policy(site_dir)
-        csp.verify_policy(site_dir)
+        csp.verify_written(site_dir, csp.write_policy(site_dir))
     except csp.CSPError as exc:
         _fail([str(exc)])

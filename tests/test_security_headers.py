@@ -107,6 +107,22 @@ def test_the_coachs_inline_style_or_handler_fails_the_build_naming_the_file(proj
     assert "coach.css" in result.stderr  # says what to do instead
 
 
+@pytest.mark.parametrize(("html", "found"), [
+    ('<p style="color:red">x</p>', ("p", "style")),
+    ('<P STYLE="color:red">x</P>', ("p", "style")),
+    ('<a href="x"onclick="go()">x</a>', ("a", "onclick")),
+    ("<img/onerror=go() src=x>", ("img", "onerror")),
+    ('<a href="JavaScript:go()">x</a>', ("a", "href")),
+    ('<script src="/a.js" onload="go()"></script>', ("script", "onload")),
+    ("<p>\u0130stanbul</p><b style=x>x</b>", ("b", "style")),   # İ lower-cases to two characters
+    ("<script>var onTarget = 1; style = 2; location = 'javascript:x'</script><p>ok</p>", None),
+    ('<p data-style="x">no</p><p class="button=">no</p><meta content="x">', None),
+])
+def test_inline_code_in_attributes_is_found_and_script_text_is_not(html: str, found: tuple[str, str] | None) -> None:
+    attributes = csp.scan(html).attributes
+    assert [(tag, name) for _, tag, name, _ in attributes] == ([found] if found else [])
+
+
 def test_a_page_changed_after_the_build_is_caught_by_the_check(site_dir: Path, tmp_path: Path) -> None:
     """A stale policy (a page edited, a build half-copied) fails `python -m site_config.csp check`."""
     site = tmp_path / "site"
@@ -131,6 +147,19 @@ def test_a_stale_nginx_include_is_caught(site_dir: Path, tmp_path: Path) -> None
     (site / csp.NGINX_FILE).write_text('add_header Content-Security-Policy "default-src \'self\'" always;\n')
     with pytest.raises(csp.CSPError, match=r"\.csp\.nginx\.conf hoort bij een andere build"):
         csp.verify_policy(site)
+
+
+def test_the_build_reads_its_policy_files_back(site_dir: Path, tmp_path: Path) -> None:
+    """What the build itself checks after writing: both files hold the policy it made, nothing else."""
+    site = tmp_path / "site"
+    shutil.copytree(site_dir, site)
+    value = csp.read_policy(site)
+    csp.verify_written(site, value)
+    with pytest.raises(csp.CSPError, match=r"\.csp\.json bevat niet het beleid"):
+        csp.verify_written(site, value + " 'sha256-AAAA'")
+    (site / csp.NGINX_FILE).write_text('add_header Content-Security-Policy "default-src \'self\'" always;\n')
+    with pytest.raises(csp.CSPError, match=r"\.csp\.nginx\.conf hoort bij een andere build"):
+        csp.verify_written(site, value)
 
 
 def test_an_inline_script_added_during_the_build_is_hashed(project_copy: Path) -> None:

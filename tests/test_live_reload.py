@@ -1,0 +1,94 @@
+"""`make serve` (mkdocs serve --dirty): a saved post shows at once, and the blog lists stay right.
+
+The list pages of the blog are left alone when nothing on them changed (site_config/speedups.py);
+these tests check that what a visitor of the preview sees is still current after each kind of save.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import free_port
+
+POSTS = 24  # three list pages of 10
+
+
+def post(n: int, title: str, excerpt: str, category: str = "Teamcoaching") -> str:
+    return (f"---\ntitle: \"{title}\"\ndescription: \"Beschrijving van bericht {n}.\"\ndate:\n"
+            f"  created: 2024-01-{1 + n % 28:02d}T{n % 24:02d}:00:00+01:00\nauthors:\n  - coach\n"
+            f"categories:\n  - {category}\nslug: bericht-{n}\n---\n\n{excerpt}\n\n<!-- more -->\n\n"
+            f"De rest van bericht {n}.\n")
+
+
+class Serve:
+    """`mkdocs serve --dirty --no-strict -v` as `make serve` runs it, on a free loopback port."""
+
+    def __init__(self, project: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mkdocs", "serve", "--dirty", "--no-strict", "-v", "--dev-addr",
+             self.url.removeprefix("http://")], cwd=project, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stdout or []), daemon=True).start()
+
+    def skipped(self) -> list[int]:
+        return [int(m[1]) for line in self.log if (m := re.search(r"blog list pages left as they were: (\d+)", line))]
+
+    def wait_for(self, path: str, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(self.url + path, timeout=5).read().decode()
+                if text in body:
+                    return body
+            except OSError:
+                pass
+            time.sleep(0.2)
+        tail = "".join(line for line in self.log if "GET /" not in line)[-3000:]
+        raise AssertionError(f"{path} never showed {text!r}; log without requests: {tail}")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def test_saved_posts_show_on_their_list_pages_and_unchanged_lists_are_left_alone(project_copy: Path) -> None:
+    posts = project_copy / "docs" / "blog" / "posts"
+    for n in range(POSTS):
+        (posts / f"bericht-{n}.md").write_text(post(n, f"Bericht {n}", f"Inleiding van bericht {n}."))
+    newest = max(range(POSTS), key=lambda n: (1 + n % 28, n % 24))
+    server = Serve(project_copy)
+    try:
+        server.wait_for("/blog/", f"Inleiding van bericht {newest}.")
+        rebuilds = len(server.skipped())
+
+        # An edited excerpt: its post and its list pages show it, next to the other posts of those pages
+        # (plain --dirty showed the edited post alone there); list pages without it were left alone.
+        (posts / f"bericht-{newest}.md").write_text(post(newest, f"Bericht {newest}", "Een nieuwe inleiding."))
+        first_page = server.wait_for("/blog/", "Een nieuwe inleiding.")
+        assert first_page.count("Inleiding van bericht") == 9
+        server.wait_for(f"/blog/bericht-{newest}/", "Een nieuwe inleiding.")
+        category = server.wait_for("/blog/category/teamcoaching/", "Een nieuwe inleiding.")
+        assert category.count("Inleiding van bericht") == 9
+        assert len(server.skipped()) > rebuilds and server.skipped()[-1] > 0
+
+        # A new post moves every list page along: page 3 shows the post that page 2 ended with before.
+        page2_before = server.wait_for("/blog/page/2/", "Bericht")
+        last_on_page2 = re.findall(r"<h2[^>]*>\s*<a[^>]*>(Bericht \d+)</a>", page2_before)[-1]
+        (posts / "bericht-99.md").write_text(
+            post(99, "Het nieuwste bericht", "Inleiding van het nieuwste bericht.").replace("2024-01-", "2025-01-"))
+        first_page = server.wait_for("/blog/", "Het nieuwste bericht")
+        assert first_page.count("Inleiding van bericht") == 8  # and the edited one, then eight more
+        server.wait_for("/blog/page/3/", f">{last_on_page2}<")
+    finally:
+        server.stop()
