@@ -23,10 +23,10 @@ run: build
 	LEADFORM_DEV_SECRET=1 $(BIN)/python -m leadform.serve --port $(PORT)
 
 ## serve: live preview while writing (drafts shown), http://127.0.0.1:$(PORT)
-# --dirty rebuilds only the saved page (and the blog's lists) instead of the whole site: about 3 s
-# instead of 13 s with 500 posts (bench/live_reload.py). mkdocs warns that a dirty build may leave
+# --dirty rebuilds only the saved page and the blog lists that show it (site_config/speedups.py): about
+# 2 s instead of 15 s with 500 posts (bench/live_reload.py). mkdocs warns that a dirty build may leave
 # other pages stale, which strict mode would turn into an abort, hence --no-strict for the preview
-# only; `make build` stays strict. Restart `make serve` after renaming or retitling a post.
+# only; `make build` stays strict. Restart `make serve` to refresh the home page's latest posts.
 serve: setup
 	$(BIN)/mkdocs serve --dirty --no-strict --dev-addr 127.0.0.1:$(PORT)
 
