@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from selectolax.lexbor import LexborHTMLParser
 
+from site_config import csp
+
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*\n", re.DOTALL)
 EXCERPT = "<!-- more -->"
 DATE_HELP = "Schrijf de datum als 2024-05-31 of, met uur, als 2024-05-31 09:30:00 (met seconden)."
@@ -384,14 +386,13 @@ def check_finished_page(path: str, html: str, categories: Iterable[str]) -> list
     """Everything a finished page must pass: nothing from another host, alt texts, the consent rules, no
     inline code in attributes (the CSP). Remembered per page text: `mkdocs serve --dirty` renders the
     blog's 180-odd list pages again on every save, mostly to the same text."""
-    from site_config import csp
-
     categories = tuple(categories)
-    key = (path, csp.digest(html), categories)
+    text_key = csp.digest(html)
+    key = (path, text_key, categories)
     problems = _CHECKED.get(key)
     if problems is None:
         problems = check_page_html(path, html) + check_consent(path, html, categories)
-        problems += csp.inline_attribute_problems(path, html)  # style="…", onclick="…"
+        problems += csp.attribute_problems(path, csp.scan(html, text_key))  # style="…", onclick="…"
         if len(_CHECKED) >= 8192:
             _CHECKED.clear()
         _CHECKED[key] = problems

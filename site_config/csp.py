@@ -124,10 +124,10 @@ def digest(html: str) -> bytes:
     return hashlib.blake2b(html.encode("utf-8"), digest_size=16).digest()
 
 
-def scan(html: str) -> Scan:
+def scan(html: str, key: bytes | None = None) -> Scan:
     """`_scan(html)`, once per distinct page text: a build checks each page in on_post_page, then
-    write_policy() reads it back from disk."""
-    key = digest(html)
+    write_policy() reads it back from disk. `key` is digest(html), when the caller has it already."""
+    key = key or digest(html)
     found = _SCANS.get(key)
     if found is None:
         if len(_SCANS) >= 8192:  # `mkdocs serve` rebuilds for hours
@@ -188,13 +188,8 @@ def _suspect(html: str, texts: list[tuple[int, int]]) -> bool:
     return False
 
 
-def inline_attribute_problems(label: str, html: str) -> list[str]:
-    """Inline code that no hash can allow, in Dutch for the coach: fix the page, not the policy."""
-    return attribute_problems(label, scan(html))
-
-
 def attribute_problems(label: str, found: Scan) -> list[str]:
-    """inline_attribute_problems() of a page already scanned."""
+    """Inline code that no hash can allow, in Dutch for the coach: fix the page, not the policy."""
     problems = []
     for line, tag, name, value in found.attributes:
         what = ("een style-attribuut" if name == "style"
@@ -232,11 +227,11 @@ def _documents(site_dir: Path) -> Iterator[tuple[Path, Scan]]:
             yield path, _SCANS[known[1]]
             continue
         html = path.read_text(encoding="utf-8")
-        found = scan(html)
+        key = digest(html)
         if len(_READ) >= 8192:
             _READ.clear()
-        _READ[path] = (stamp, digest(html))
-        yield path, found
+        _READ[path] = (stamp, key)
+        yield path, scan(html, key)
 
 
 def write_policy(site_dir: Path) -> str:
