@@ -47,8 +47,8 @@ FIELDS = frozenset({"event", "choices", "button", "policy_version", "banner_hash
 EVENTS = ("given", "refused", "withdrawn", "updated")
 BUTTONS = ("accept_all", "reject_all", "save")
 RANDOM_ID = re.compile(r"[0-9a-f]{32}")
-INSERT_RECORD = insert(ConsentRecord.__table__)  # Core, not the ORM: the ORM took a third of the request
 BANNER_HASH = re.compile(r"[0-9a-f]{16,64}")
+INSERT_RECORD = insert(ConsentRecord.__table__)  # Core, not the ORM: the ORM took a third of the request
 
 
 class InvalidChoice(ValueError):

@@ -89,7 +89,10 @@ def _finish(mail_id: int, **values: object) -> None:
                   .values(**values))
 
 
-def deliver_due(limit: int = 100) -> dict[str, int]:
+PASS_SIZE = 100  # mails per pass (of the background thread: between two looks at its wake-up call)
+
+
+def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     """Send what is due now; returns counts per outcome. Safe to run from several processes."""
     config = current_app.config
     backend = from_config(config)
@@ -146,9 +149,6 @@ def _fail(mail: OutboxMail, error: str) -> None:
 
 
 # -- delivery after commit, in the background --------------------------------------------------------------
-
-PASS_SIZE = 100  # mails per pass of the background thread, between two looks at its wake-up call
-
 
 class _Worker:
     """One daemon thread per process that delivers after each commit and retries when due."""
