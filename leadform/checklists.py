@@ -6,18 +6,17 @@ answer; the mail leaves later through the outbox.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from flask import Blueprint, abort, redirect, request, send_file
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadform import db, links, mails, outbox
+from leadform import db, lead_store, links, mails, outbox
 from leadform.extensions import per_email, per_ip
 from leadform.form_input import form_post
 from leadform.forms import ChecklistForm
-from leadform.models import Download, Lead, OutboxMail, utcnow
+from leadform.models import Download, Lead, utcnow
 from leadform.pages import render_page
 from leadform.pdf_store import pdf_path
 from site_config import Checklist, load_settings
@@ -45,19 +44,10 @@ def _csrf() -> str:
     return generate_csrf()
 
 
-def mails_today(s, email: str) -> int:
-    since = utcnow() - dt.timedelta(days=1)
-    return s.scalar(select(func.count()).select_from(OutboxMail).where(
-        OutboxMail.to_addr == email, OutboxMail.kind == "checklist_link", OutboxMail.created_at >= since)) or 0
-
-
-def send_link(s, lead: Lead, checklist: Checklist) -> bool:
-    """Queue a mail with a new personal link, unless the address had its mails for today."""
-    if mails_today(s, lead.email) >= load_settings().limits.mails_per_address_per_day:
-        return False
-    _, token = links.new_download(lead)
-    mails.queue_checklist_link(s, lead, checklist, links.public_url(token))
-    return True
+def link_mail(lead: object, checklist: Checklist) -> tuple[str, mails.Mail]:
+    """A new link secret and the mail that carries it, made before any transaction begins."""
+    secret, token = links.new_secret()
+    return secret, mails.checklist_link(lead, checklist, links.public_url(token))
 
 
 def find_download(s, secret: str) -> Download | None:
@@ -74,26 +64,16 @@ def request_checklist(slug: str):
     if not form.validate():
         log.info("checklist request invalid checklist=%s fields=%s", slug, ",".join(sorted(form.errors)))
         return form_page(form, checklist, 400)
-    s = db.session()
+    secret, mail = link_mail(Lead(name=form.name.data, email=form.email.data), checklist)
     try:
-        with s.begin():
-            lead = s.scalars(select(Lead).where(Lead.checklist == slug, Lead.email == form.email.data)).first()
-            is_new = lead is None
-            if is_new:
-                lead = Lead(checklist=slug, email=form.email.data, name=form.name.data,
-                            newsletter_requested=bool(form.newsletter.data))
-                s.add(lead)
-                s.flush()
-            else:
-                lead.name = form.name.data
-                lead.newsletter_requested = lead.newsletter_requested or bool(form.newsletter.data)
-                lead.request_count += 1
-            queued = send_link(s, lead, checklist)
+        with db.engine().begin() as conn:
+            lead_id, is_new, newsletter = lead_store.save_lead(conn, slug, form.email.data, form.name.data,
+                                                               bool(form.newsletter.data))
+            queued = lead_store.queue_link(conn, lead_id, form.email.data, newsletter, secret, mail)
     except SQLAlchemyError as exc:
-        s.rollback()
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return form_page(form, checklist, 503, notice=UNAVAILABLE)
-    log.info("checklist requested checklist=%s lead_id=%s new=%s mail_queued=%s", slug, lead.id, is_new, queued)
+    log.info("checklist requested checklist=%s lead_id=%s new=%s mail_queued=%s", slug, lead_id, is_new, queued)
     if queued:
         outbox.kick()
     return redirect(THANK_YOU, code=303)
@@ -129,7 +109,9 @@ def download(token: str):
             lead.confirmed_at = now
             if lead.newsletter_requested:
                 lead.newsletter_consent_at = now
-            mails.queue_coach_new_lead(s, lead, checklist)
+            notice = mails.coach_new_lead(lead, checklist)
+            if notice:
+                outbox.queue(s, notice)
     log.info("checklist downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
     if newly_confirmed:
         outbox.kick()
@@ -169,7 +151,8 @@ def renew():
         if row is None:
             return _invalid()
         lead = row.lead
-        queued = send_link(s, lead, load_settings().checklist(lead.checklist))
+        secret, mail = link_mail(lead, load_settings().checklist(lead.checklist))
+        queued = lead_store.queue_link(s, lead.id, lead.email, lead.newsletter_requested, secret, mail)
     log.info("download link renewed lead_id=%s mail_queued=%s", lead.id, queued)
     if queued:
         outbox.kick()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, redirect
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mails, outbox
@@ -23,6 +24,8 @@ from site_config import load_settings
 bp = Blueprint("contact", __name__)
 log = logging.getLogger("leadform.contact")
 THANK_YOU = "/contact/bedankt/"
+INSERT_MESSAGE = insert(ContactMessage.__table__)  # Core: this runs inside the database's write lock
+FIELDS = ("name", "email", "phone", "subject", "message")
 UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets verloren: je bericht staat "
                "hieronder nog ingevuld. Probeer het later opnieuw.")
 
@@ -66,19 +69,20 @@ def contact():
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
-    s = db.session()
+    message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
+                             subject=form.subject.data, message=form.message.data)
+    to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])  # composed before the lock
+    confirmation = mails.contact_confirmation(message)
     try:
-        with s.begin():
-            message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
-                                     subject=form.subject.data, message=form.message.data)
-            s.add(message)
-            s.flush()
-            mails.queue_contact_to_coach(s, message, SUBJECTS[form.subject.data])
-            mails.queue_contact_confirmation(s, message)
+        with db.engine().begin() as conn:
+            message_id = conn.execute(INSERT_MESSAGE, {column: getattr(message, column) for column in FIELDS}) \
+                .inserted_primary_key[0]
+            for mail in (to_coach, confirmation):
+                if mail:
+                    outbox.queue(conn, mail)
     except SQLAlchemyError as exc:
-        s.rollback()
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)
-    log.info("contact stored message_id=%s", message.id)
+    log.info("contact stored message_id=%s", message_id)
     outbox.kick()
     return redirect(THANK_YOU, code=303)

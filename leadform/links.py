@@ -9,7 +9,7 @@ import secrets
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from leadform.models import Download, Lead, utcnow
+from leadform.models import utcnow
 from site_config import load_settings
 
 
@@ -35,12 +35,14 @@ def valid_days() -> int:
     return load_settings().limits.link_valid_days
 
 
-def new_download(lead: Lead) -> tuple[Download, str]:
-    """A new Download row for the lead and the signed token that goes into the mail."""
+def new_secret() -> tuple[str, str]:
+    """A new link secret and the signed token that carries it in the mail (only its hash is stored)."""
     secret = secrets.token_urlsafe(24)
-    download = Download(token_hash=hash_secret(secret), expires_at=utcnow() + dt.timedelta(days=valid_days()))
-    lead.downloads.append(download)
-    return download, _serializer().dumps(secret)
+    return secret, _serializer().dumps(secret)
+
+
+def expires_at() -> dt.datetime:
+    return utcnow() + dt.timedelta(days=valid_days())
 
 
 def public_url(token: str) -> str:

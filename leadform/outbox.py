@@ -18,28 +18,29 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from flask import Flask, current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from leadform import db
-from leadform.mail_backends import PermanentFailure, TemporaryFailure, from_config
+from leadform import db, mails
+from leadform.mail_backends import FileBackend, PermanentFailure, SMTPBackend, TemporaryFailure, from_config
 from leadform.models import OutboxMail, utcnow
 
 log = logging.getLogger("leadform.outbox")
 MAX_BACKOFF = 3600
 
 
-def queue(session: Session, *, kind: str, to: str, subject: str, text: str, html: str | None = None,
-          headers: dict[str, str] | None = None, lead_id: int | None = None) -> OutboxMail:
-    """Add a mail to the caller's transaction; nothing is sent until that transaction commits."""
+INSERT_MAIL = insert(OutboxMail.__table__)  # Core: the ORM's unit of work cost more than the row
+
+
+def queue(target: Session | Connection, mail: mails.Mail, lead_id: int | None = None) -> None:
+    """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
-    mail = OutboxMail(kind=kind, to_addr=to, subject=subject, body_text=text, body_html=html,
-                      headers=headers or {}, message_id=make_msgid(domain=domain), lead_id=lead_id)
-    session.add(mail)
-    return mail
+    target.execute(INSERT_MAIL, {"kind": mail.kind, "to_addr": mail.to, "subject": mail.subject,
+                                 "body_text": mail.text, "body_html": mail.html, "headers": mail.headers,
+                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id})
 
 
-def build_message(mail: OutboxMail, sender: str) -> EmailMessage:
+def build_message(mail: Row, sender: str) -> EmailMessage:
     """The MIME message; EmailMessage refuses CR/LF in any header, so nothing can be injected."""
     message = EmailMessage()
     message["From"] = sender
@@ -62,34 +63,33 @@ def _due(now: dt.datetime, lease: int):
     )
 
 
-def _claim(now: dt.datetime, tried: set[int]) -> OutboxMail | None:
+def _claim(now: dt.datetime, tried: set[int], size: int) -> list[Row]:
+    """Up to `size` due mails, marked 'sending' in one transaction (one commit for the batch).
+
+    The outer WHERE repeats the due condition: on PostgreSQL a second claimer that waited for
+    the row lock re-checks it against the new row and skips what the first one took."""
     lease = int(current_app.config["OUTBOX_LEASE_SECONDS"])
-    with db.transaction() as s:
-        query = select(OutboxMail).where(_due(now, lease), OutboxMail.id.not_in(tried))
-        mail = s.scalars(query.order_by(OutboxMail.id).limit(1)).first()
-        if mail is None:
-            return None
-        claimed = s.execute(
-            update(OutboxMail)
-            .where(OutboxMail.id == mail.id, OutboxMail.status == mail.status,
-                   OutboxMail.attempts == mail.attempts)
-            # The lease starts now, not at `now`: the lock may have taken a while to get (busy timeout).
-            .values(status="sending", claimed_at=utcnow(), attempts=OutboxMail.attempts + 1)
-        ).rowcount
-        if claimed != 1:
-            return None
-        s.refresh(mail)
-        s.expunge(mail)
-        return mail
+    due = select(OutboxMail.id).where(_due(now, lease), OutboxMail.id.not_in(tried)) \
+        .order_by(OutboxMail.id).limit(size)
+    claim = (update(OutboxMail).where(OutboxMail.id.in_(due.scalar_subquery()), _due(now, lease))
+             # The lease starts now, not at `now`: the lock may have taken a while to get.
+             .values(status="sending", claimed_at=utcnow(), attempts=OutboxMail.attempts + 1)
+             .returning(*OutboxMail.__table__.c))
+    with db.engine().begin() as conn:
+        return sorted(conn.execute(claim).all(), key=lambda row: row.id)
 
 
 def _finish(mail_id: int, **values: object) -> None:
-    with db.transaction() as s:
-        s.execute(update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == "sending")
-                  .values(**values))
+    with db.engine().begin() as conn:
+        conn.execute(update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == "sending")
+                     .values(**values))
 
 
 PASS_SIZE = 100  # mails per pass (of the background thread: between two looks at its wake-up call)
+# Mails claimed per transaction. Their lease runs while the ones before them are sent: 10 mails at
+# SMTP_TIMEOUT (10 s) each stay well within OUTBOX_LEASE_SECONDS (300 s); after a crash, what was
+# claimed and not yet sent waits for that lease, as a single claimed mail did.
+CLAIM_BATCH = 10
 
 
 def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
@@ -98,33 +98,37 @@ def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     backend = from_config(config)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     tried: set[int] = set()  # each mail at most once per pass, whatever its backoff
-    for _ in range(limit):
+    while len(tried) < limit:
         now = utcnow()
-        mail = _claim(now, tried)
-        if mail is None:
+        batch = _claim(now, tried, min(CLAIM_BATCH, limit - len(tried)))
+        if not batch:
             break
-        tried.add(mail.id)
-        try:
-            backend.send(build_message(mail, config["MAIL_FROM"]), mail.id)
-        except TemporaryFailure as exc:
-            if mail.attempts >= int(config["OUTBOX_MAX_ATTEMPTS"]):
-                _fail(mail, f"gave up after {mail.attempts} attempts: {exc}")
-                counts["failed"] += 1
-                continue
-            delay = min(int(config["OUTBOX_BACKOFF_SECONDS"]) * 2 ** (mail.attempts - 1), MAX_BACKOFF)
-            _finish(mail.id, status="queued", next_attempt_at=now + dt.timedelta(seconds=delay),
-                    last_error=str(exc)[:500])
-            log.warning("mail deferred outbox_id=%s attempt=%s retry_in=%ss reason=%s",
-                        mail.id, mail.attempts, delay, _reason(exc))
-            counts["retry"] += 1
-            continue
-        except PermanentFailure as exc:
-            _fail(mail, str(exc))
-            counts["failed"] += 1
-            continue
-        _finish(mail.id, status="sent", sent_at=utcnow(), last_error=None)
-        counts["sent"] += 1
+        for mail in batch:
+            tried.add(mail.id)
+            counts[_deliver(backend, mail, now, config)] += 1
     return counts
+
+
+def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, config: dict) -> str:
+    """Send one claimed mail and record the outcome in its own transaction: after a crash at most
+    this one mail is sent twice, never one lost."""
+    try:
+        backend.send(build_message(mail, config["MAIL_FROM"]), mail.id)
+    except TemporaryFailure as exc:
+        if mail.attempts >= int(config["OUTBOX_MAX_ATTEMPTS"]):
+            _fail(mail, f"gave up after {mail.attempts} attempts: {exc}")
+            return "failed"
+        delay = min(int(config["OUTBOX_BACKOFF_SECONDS"]) * 2 ** (mail.attempts - 1), MAX_BACKOFF)
+        _finish(mail.id, status="queued", next_attempt_at=now + dt.timedelta(seconds=delay),
+                last_error=str(exc)[:500])
+        log.warning("mail deferred outbox_id=%s attempt=%s retry_in=%ss reason=%s",
+                    mail.id, mail.attempts, delay, _reason(exc))
+        return "retry"
+    except PermanentFailure as exc:
+        _fail(mail, str(exc))
+        return "failed"
+    _finish(mail.id, status="sent", sent_at=utcnow(), last_error=None)
+    return "sent"
 
 
 REASON = re.compile(r"\d{3}(?: \d\.\d{1,3}\.\d{1,3})?|[A-Za-z]\w*")
@@ -136,15 +140,13 @@ def _reason(exc: Exception) -> str:
     return match.group(0) if match else type(exc).__name__
 
 
-def _fail(mail: OutboxMail, error: str) -> None:
+def _fail(mail: Row, error: str) -> None:
     """Mark failed and tell the coach, unless the failed mail was itself for the coach."""
-    from leadform import mails
-
     with db.transaction() as s:
         s.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "sending")
                   .values(status="failed", last_error=error[:500]))
         if mail.kind != "coach_mail_failed":
-            mails.queue_failure_report(s, mail, error)
+            queue(s, mails.failure_report(mail, error))
     log.error("mail failed outbox_id=%s kind=%s reason=%s", mail.id, mail.kind, error.split(" ", 1)[0][:20])
 
 

@@ -11,7 +11,7 @@ from conftest import free_port, smtp_config
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from leadform import db, outbox
+from leadform import db, mails, outbox
 from leadform.models import Download, Lead, OutboxMail
 from site_config import load_settings
 
@@ -223,7 +223,8 @@ def test_a_burst_larger_than_one_delivery_pass_leaves_without_waiting_for_the_po
     burst = outbox.PASS_SIZE + 30
     with app.app_context(), db.transaction() as s:
         for n in range(burst):
-            outbox.queue(s, kind="checklist_link", to=f"lead{n}@example.be", subject="Je checklist", text="link")
+            outbox.queue(s, mails.Mail(kind="checklist_link", to=f"lead{n}@example.be", subject="Je checklist",
+                                       text="link"))
     with app.app_context():
         outbox.kick()  # one wake-up, as after the last request of the burst
     deadline = time.monotonic() + 60
