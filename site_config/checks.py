@@ -382,19 +382,19 @@ def check_consent(path: str, html: str, categories: Iterable[str]) -> list[str]:
 _CHECKED: dict[tuple[str, bytes, tuple[str, ...]], list[str]] = {}
 
 
-def check_finished_page(path: str, html: str, categories: Iterable[str]) -> list[str]:
+def check_finished_page(path: str, html: str, categories: Iterable[str], text_key: bytes | None = None) -> list[str]:
     """Everything a finished page must pass: nothing from another host, alt texts, the consent rules, no
     inline code in attributes (the CSP). Remembered per page text: `mkdocs serve --dirty` renders the
     blog's 180-odd list pages again on every save, mostly to the same text."""
     categories = tuple(categories)
-    text_key = csp.digest(html)
-    key = (path, text_key, categories)
-    problems = _CHECKED.get(key)
+    text_key = text_key or csp.digest(html)  # the caller may have it already
+    memo_key = (path, text_key, categories)
+    problems = _CHECKED.get(memo_key)
     if problems is None:
         problems = check_page_html(path, html) + check_consent(path, html, categories)
         problems += csp.attribute_problems(path, csp.scan(html, text_key))  # style="…", onclick="…"
         if len(_CHECKED) >= 8192:
             _CHECKED.clear()
-        _CHECKED[key] = problems
+        _CHECKED[memo_key] = problems
     return problems
 

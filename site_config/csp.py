@@ -208,7 +208,24 @@ def policy(script_sources: Iterable[str] = (), style_sources: Iterable[str] = ()
     return "; ".join(" ".join((name, *values, *extra.get(name, ()))) for name, values in BASE_DIRECTIVES.items())
 
 
-_READ: dict[Path, tuple[tuple[int, int, int], bytes]] = {}  # page file -> (its stat, digest of its text)
+Stamp = tuple[int, int, int]  # a page file's inode, size and modification time
+_READ: dict[Path, tuple[Stamp, bytes]] = {}  # page file -> (its stamp, digest of its text)
+Remembered = tuple[Path, Stamp, bytes, Scan]
+
+
+def stamp(path: Path) -> Stamp:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def remember(path: Path, file_stamp: Stamp, key: bytes, found: Scan) -> None:
+    """Record the scan of a page file read elsewhere (site_config/page_checks.py's workers)."""
+    if len(_READ) >= 8192:
+        _READ.clear()
+    if len(_SCANS) >= 8192:
+        _SCANS.clear()
+    _READ[path] = (file_stamp, key)
+    _SCANS[key] = found
 
 
 def _documents(site_dir: Path) -> Iterator[tuple[Path, Scan]]:
@@ -216,22 +233,19 @@ def _documents(site_dir: Path) -> Iterator[tuple[Path, Scan]]:
     unstyled: an XSLT result is re-serialised, so its <style> text cannot be hashed ahead, and browsers
     drop XSLT.)
 
-    A page file unchanged since it was last read here (same inode, size and modification time) is not
-    read again: `mkdocs serve --dirty` rewrites a few pages per save, and reading all of them took a
-    tenth of each rebuild."""
+    A page file unchanged since it was last read (same stamp) is not read again: the build's page
+    checks read every page just before, and `mkdocs serve --dirty` rewrites a few pages per save."""
     for path in sorted(site_dir.rglob("*.html")):
-        st = path.stat()
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        now = stamp(path)
         known = _READ.get(path)
-        if known is not None and known[0] == stamp and known[1] in _SCANS:
+        if known is not None and known[0] == now and known[1] in _SCANS:
             yield path, _SCANS[known[1]]
             continue
         html = path.read_text(encoding="utf-8")
         key = digest(html)
-        if len(_READ) >= 8192:
-            _READ.clear()
-        _READ[path] = (stamp, key)
-        yield path, scan(html, key)
+        found = scan(html, key)
+        remember(path, now, key, found)
+        yield path, found
 
 
 def write_policy(site_dir: Path) -> str:

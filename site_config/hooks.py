@@ -15,8 +15,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings, speedups
-from site_config.checks import check_finished_page, check_markdown_links, check_post
+from site_config import ConfigError, csp, fingerprint, load_settings, page_checks, speedups
+from site_config.checks import check_markdown_links, check_post
 
 log = logging.getLogger("mkdocs.hooks.site_config")
 
@@ -27,11 +27,13 @@ def _fail(problems: list[str]) -> None:
 
 
 _dirty = False
+_command = "build"
+_written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
 
 
 def on_startup(command: str, dirty: bool) -> None:
-    global _dirty
-    _dirty = dirty
+    global _dirty, _command
+    _dirty, _command = dirty, command
 
 
 @event_priority(100)
@@ -91,9 +93,13 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     return markdown
 
 
+def on_pre_build(config: MkDocsConfig) -> None:
+    _written.clear()
+
+
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
-    """Nothing in a finished page may load from another host, break the consent rules or the CSP."""
-    _fail(check_finished_page(f"docs/{page.file.src_uri}", output, load_settings().consent.optional_ids))
+    """Note the page for the checks of every finished page (on_post_build)."""
+    _written.append((f"docs/{page.file.src_uri}", Path(page.file.abs_dest_path)))
     return output
 
 
@@ -108,7 +114,10 @@ def on_env(env, config: MkDocsConfig, files: Files):
 
 @event_priority(-100)  # last, after every plugin wrote its pages
 def on_post_build(config: MkDocsConfig) -> None:
-    """Allow the inline scripts of this build by hash (site_config/csp.py), then check every page."""
+    """Nothing in a finished page may load from another host, break the consent rules or the CSP
+    (site_config/page_checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
+    categories = tuple(load_settings().consent.optional_ids)
+    _fail(page_checks.check_pages(_written, categories, parallel=_command == "build"))
     site_dir = Path(config.site_dir)
     try:
         csp.verify_written(site_dir, csp.write_policy(site_dir))

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import mkdocs_build
 
+from site_config import load_settings
+
 POST = """---
 title: Een test
 description: Een bericht om de controles van de build te testen, met genoeg woorden.
@@ -75,6 +77,21 @@ def test_a_correct_post_builds(project_copy: Path) -> None:
     result = mkdocs_build(project_copy / "mkdocs.yml", project_copy / "site")
     assert result.returncode == 0, result.stderr
     assert (project_copy / "site" / "blog" / "een-test" / "index.html").exists()
+
+
+def test_posts_are_plain_markdown_unless_they_ask_for_macros(project_copy: Path) -> None:
+    """Curly braces in a post are text (a code sample, a quote); `render_macros: true` opts in."""
+    write_post(project_copy, body="In Jinja schrijf je {{ coach.name }}.")
+    other = project_copy / "docs" / "blog" / "posts" / "met-macro.md"
+    other.write_text((project_copy / "docs" / "blog" / "posts" / "test.md").read_text(encoding="utf-8")
+                     .replace("---\n", "---\nrender_macros: true\n", 1).replace("title: Een test", "title: Met macro")
+                     .replace("In Jinja schrijf je", "Je coach is"), encoding="utf-8")
+    result = mkdocs_build(project_copy / "mkdocs.yml", project_copy / "site")
+    assert result.returncode == 0, result.stderr
+    plain = (project_copy / "site" / "blog" / "een-test" / "index.html").read_text(encoding="utf-8")
+    assert "In Jinja schrijf je {{ coach.name }}." in plain
+    rendered = (project_copy / "site" / "blog" / "met-macro" / "index.html").read_text(encoding="utf-8")
+    assert f"Je coach is {load_settings().coach.name}." in rendered
 
 
 def test_future_posts_and_drafts_are_not_published(project_copy: Path) -> None:

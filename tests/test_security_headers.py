@@ -162,25 +162,39 @@ def test_the_build_reads_its_policy_files_back(site_dir: Path, tmp_path: Path) -
         csp.verify_written(site, value)
 
 
-def test_an_inline_script_added_during_the_build_is_hashed(project_copy: Path) -> None:
-    """Whatever writes pages before the end of the build (a plugin, a hook) is covered, not refused."""
-    hook = project_copy / "late_script.py"
+def _add_late_hook(project: Path, snippet: str) -> Path:
+    """A hook that edits a written page in on_post_build, as a plugin may; returns mkdocs.yml."""
+    hook = project / "late_edit.py"
     hook.write_text(
         "from pathlib import Path\n\n"
         "def on_post_build(config):\n"
         "    page = Path(config.site_dir) / 'over' / 'index.html'\n"
         "    html = page.read_text(encoding='utf-8')\n"
-        "    page.write_text(html.replace('</body>', '<script>document.title += \" !\"</script></body>'),"
-        " encoding='utf-8')\n")
-    config = project_copy / "mkdocs.yml"
+        f"    page.write_text(html.replace('</body>', {snippet!r} + '</body>'), encoding='utf-8')\n")
+    config = project / "mkdocs.yml"
     text = config.read_text(encoding="utf-8")
     assert "  - site_config/hooks.py\n" in text
-    config.write_text(text.replace("  - site_config/hooks.py\n", "  - site_config/hooks.py\n  - late_script.py\n"),
+    config.write_text(text.replace("  - site_config/hooks.py\n", "  - site_config/hooks.py\n  - late_edit.py\n"),
                       encoding="utf-8")
+    return config
+
+
+def test_inline_code_added_during_the_build_is_hashed(project_copy: Path) -> None:
+    """Whatever writes pages before the end of the build (a plugin, a hook) is covered, not refused."""
+    config = _add_late_hook(project_copy, "<style>.late{color:#123}</style>")
     result = mkdocs_build(config, project_copy / "site")
     assert result.returncode == 0, result.stderr
-    added = csp.InlineCode("script", 'document.title += " !"', 0).source
-    assert added in directives(csp.read_policy(project_copy / "site"))["script-src"]
+    added = csp.InlineCode("style", ".late{color:#123}", 0).source
+    assert added in directives(csp.read_policy(project_copy / "site"))["style-src"]
+
+
+def test_a_script_added_during_the_build_still_needs_consent(project_copy: Path) -> None:
+    """The page checks read the pages as written at the end of the build, so a plugin that slips in
+    a script that runs before consent fails the build like a script in a template would."""
+    config = _add_late_hook(project_copy, '<script>document.title += " !"</script>')
+    result = mkdocs_build(config, project_copy / "site")
+    assert result.returncode == 1
+    assert "docs/over.md: de pagina bevat een script ('document.title += \" !\"') dat meteen loopt" in result.stderr
 
 
 # -- the static site (make run, live_server) -----------------------------------------------------------
