@@ -2,9 +2,10 @@
 then delivered after commit, so a mail server that is down or slow loses nothing and
 never makes a visitor wait.
 
-Delivery claims one row at a time with a conditional UPDATE, so several workers (or
-the cron command beside them) never send the same mail twice. A row left in
-'sending' by a crash is taken up again after OUTBOX_LEASE_SECONDS.
+Delivery claims due rows (up to CLAIM_BATCH in one transaction) with a conditional UPDATE,
+so several workers (or the cron command beside them) never send the same mail twice, and
+marks each one sent in its own transaction. A row left in 'sending' by a crash is taken up
+again after OUTBOX_LEASE_SECONDS.
 """
 
 from __future__ import annotations
