@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from flask import Flask, current_app
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadform import db, mails
@@ -33,12 +33,15 @@ MAX_BACKOFF = 3600
 INSERT_MAIL = insert(OutboxMail.__table__)  # Core: the ORM's unit of work cost more than the row
 
 
-def queue(target: Session | Connection, mail: mails.Mail, lead_id: int | None = None) -> None:
-    """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits."""
+def queue(target: Session | Connection, mail: mails.Mail, lead_id: int | None = None,
+          due_at: dt.datetime | None = None) -> None:
+    """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits.
+    `due_at` (default: now) lets a delivery pass queue a mail it will still send itself."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
     target.execute(INSERT_MAIL, {"kind": mail.kind, "to_addr": mail.to, "subject": mail.subject,
                                  "body_text": mail.text, "body_html": mail.html, "headers": mail.headers,
-                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id})
+                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id,
+                                 "next_attempt_at": due_at or utcnow()})
 
 
 def build_message(mail: Row, sender: str) -> EmailMessage:
@@ -57,33 +60,47 @@ def build_message(mail: Row, sender: str) -> EmailMessage:
     return message
 
 
-def _due(now: dt.datetime, lease: int):
-    return or_(
-        and_(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= now),
-        and_(OutboxMail.status == "sending", OutboxMail.claimed_at < now - dt.timedelta(seconds=lease)),
-    )
+# The claim's statements, built once: per batch only the values change (`now`, the lease's cutoff).
+_NOW, _CUTOFF = bindparam("now"), bindparam("cutoff")
+ABANDONED = select(OutboxMail.id).where(OutboxMail.status == "sending", OutboxMail.claimed_at < _CUTOFF) \
+    .limit(bindparam("size"))
+QUEUED = select(OutboxMail.id).where(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= _NOW) \
+    .order_by(OutboxMail.next_attempt_at).limit(bindparam("size"))
+CLAIM = update(OutboxMail).where(
+    OutboxMail.id.in_(bindparam("ids", expanding=True)),
+    or_(and_(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= _NOW),
+        and_(OutboxMail.status == "sending", OutboxMail.claimed_at < _CUTOFF)),
+).values(status="sending", claimed_at=bindparam("claimed_at"), attempts=OutboxMail.attempts + 1) \
+    .returning(*OutboxMail.__table__.c)
 
 
-def _claim(now: dt.datetime, tried: set[int], size: int) -> list[Row]:
-    """Up to `size` due mails, marked 'sending' in one transaction (one commit for the batch).
+def _claim(now: dt.datetime, size: int) -> list[Row]:
+    """Up to `size` mails due at `now`, marked 'sending' in one transaction (one commit for the batch):
+    first any left in 'sending' by a crash, then queued ones, oldest due first (ix_outbox_due).
 
-    The outer WHERE repeats the due condition: on PostgreSQL a second claimer that waited for
-    the row lock re-checks it against the new row and skips what the first one took."""
-    lease = int(current_app.config["OUTBOX_LEASE_SECONDS"])
-    due = select(OutboxMail.id).where(_due(now, lease), OutboxMail.id.not_in(tried)) \
-        .order_by(OutboxMail.id).limit(size)
-    claim = (update(OutboxMail).where(OutboxMail.id.in_(due.scalar_subquery()), _due(now, lease))
-             # The lease starts now, not at `now`: the lock may have taken a while to get.
-             .values(status="sending", claimed_at=utcnow(), attempts=OutboxMail.attempts + 1)
-             .returning(*OutboxMail.__table__.c))
+    The UPDATE repeats the due condition: on PostgreSQL a second claimer that waited for the row
+    lock re-checks it against the new row and skips what the first one took."""
+    times = {"now": now, "cutoff": now - dt.timedelta(seconds=int(current_app.config["OUTBOX_LEASE_SECONDS"]))}
     with db.engine().begin() as conn:
-        return sorted(conn.execute(claim).all(), key=lambda row: row.id)
+        ids = list(conn.scalars(ABANDONED, {**times, "size": size}))
+        if len(ids) < size:
+            ids += conn.scalars(QUEUED, {**times, "size": size - len(ids)})
+        if not ids:
+            return []
+        # The lease starts at the claim, not at `now`: the pass may have been going for a while.
+        claimed = conn.execute(CLAIM, {**times, "ids": ids, "claimed_at": utcnow()}).all()
+    return sorted(claimed, key=lambda row: row.id)
 
 
-def _finish(mail_id: int, **values: object) -> None:
+_CLAIMED = (OutboxMail.id == bindparam("mail_id")) & (OutboxMail.status == "sending")
+MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bindparam("at"), last_error=None)
+DEFER = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
+                                                 last_error=bindparam("error"))
+
+
+def _finish(statement, mail_id: int, **values: object) -> None:
     with db.engine().begin() as conn:
-        conn.execute(update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == "sending")
-                     .values(**values))
+        conn.execute(statement, {"mail_id": mail_id, **values})
 
 
 PASS_SIZE = 100  # mails per pass (of the background thread: between two looks at its wake-up call)
@@ -94,18 +111,20 @@ CLAIM_BATCH = 10
 
 
 def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
-    """Send what is due now; returns counts per outcome. Safe to run from several processes."""
+    """Send what is due now; returns counts per outcome. Safe to run from several processes.
+
+    "Now" is the start of the pass, so each mail is tried at most once per pass: a mail deferred
+    during the pass is due after its start, even with no backoff, and one claimed in it is not
+    abandoned."""
     config = current_app.config
     backend = from_config(config)
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    tried: set[int] = set()  # each mail at most once per pass, whatever its backoff
-    while len(tried) < limit:
-        now = utcnow()
-        batch = _claim(now, tried, min(CLAIM_BATCH, limit - len(tried)))
+    now = utcnow()
+    while (done := sum(counts.values())) < limit:
+        batch = _claim(now, min(CLAIM_BATCH, limit - done))
         if not batch:
             break
         for mail in batch:
-            tried.add(mail.id)
             counts[_deliver(backend, mail, now, config)] += 1
     return counts
 
@@ -117,18 +136,17 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
         backend.send(build_message(mail, config["MAIL_FROM"]), mail.id)
     except TemporaryFailure as exc:
         if mail.attempts >= int(config["OUTBOX_MAX_ATTEMPTS"]):
-            _fail(mail, f"gave up after {mail.attempts} attempts: {exc}")
+            _fail(mail, f"gave up after {mail.attempts} attempts: {exc}", now)
             return "failed"
         delay = min(int(config["OUTBOX_BACKOFF_SECONDS"]) * 2 ** (mail.attempts - 1), MAX_BACKOFF)
-        _finish(mail.id, status="queued", next_attempt_at=now + dt.timedelta(seconds=delay),
-                last_error=str(exc)[:500])
+        _finish(DEFER, mail.id, at=utcnow() + dt.timedelta(seconds=delay), error=str(exc)[:500])
         log.warning("mail deferred outbox_id=%s attempt=%s retry_in=%ss reason=%s",
                     mail.id, mail.attempts, delay, _reason(exc))
         return "retry"
     except PermanentFailure as exc:
-        _fail(mail, str(exc))
+        _fail(mail, str(exc), now)
         return "failed"
-    _finish(mail.id, status="sent", sent_at=utcnow(), last_error=None)
+    _finish(MARK_SENT, mail.id, at=utcnow())
     return "sent"
 
 
@@ -141,13 +159,14 @@ def _reason(exc: Exception) -> str:
     return match.group(0) if match else type(exc).__name__
 
 
-def _fail(mail: Row, error: str) -> None:
-    """Mark failed and tell the coach, unless the failed mail was itself for the coach."""
+def _fail(mail: Row, error: str, now: dt.datetime) -> None:
+    """Mark failed and tell the coach, unless the failed mail was itself for the coach. The report is
+    due at the pass's `now`, so this pass sends it."""
     with db.transaction() as s:
         s.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "sending")
                   .values(status="failed", last_error=error[:500]))
         if mail.kind != "coach_mail_failed":
-            queue(s, mails.failure_report(mail, error))
+            queue(s, mails.failure_report(mail, error), due_at=now)
     log.error("mail failed outbox_id=%s kind=%s reason=%s", mail.id, mail.kind, error.split(" ", 1)[0][:20])
 
 

@@ -22,3 +22,22 @@ def test_migrations_match_the_models_and_the_file_is_in_wal_mode(tmp_path: Path)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     migrate.upgrade(engine)  # a second start finds nothing to do
+
+
+def test_a_database_of_the_first_release_is_upgraded_with_its_mail_still_queued(tmp_path: Path) -> None:
+    """0002 replaces two outbox indexes by one; a queued mail of a running site stays queued and due."""
+    path = tmp_path / "old.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine, "0001")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO outbox (created_at, kind, to_addr, subject, headers, message_id, status, attempts, "
+                     "next_attempt_at) VALUES ('2026-01-01 10:00:00', 'checklist_link', 'a@example.be', "
+                     "'Je checklist', '{}', '<m@example.be>', 'queued', 0, '2026-01-01 10:00:00')")
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= "
+                            "'2026-11-27' ORDER BY next_attempt_at LIMIT 10").fetchall()
+        assert conn.execute("SELECT to_addr, status FROM outbox").fetchall() == [("a@example.be", "queued")]
+    assert "ix_outbox_due" in plan[0][3] and "TEMP B-TREE" not in str(plan)
