@@ -1,7 +1,8 @@
 """What each mail says: composed from templates (HTML autoescaped), then queued in the outbox.
 
-Composing is separate from queueing so that a request renders its mail before it opens
-its transaction: the database stays locked for the INSERTs only, not for the templates.
+Composing is separate from queueing so that the checklist and contact requests render their
+mail before they open their transaction: the database stays locked for the INSERTs only, not
+for the templates. (The rarer paths, a renewed link or a failure report, compose inside theirs.)
 Visitor input only ever goes into bodies; headers get fixed subjects and addresses that
 passed email-validator.
 """

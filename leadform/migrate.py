@@ -6,7 +6,10 @@ deployment need no separate step; `flask --app leadform db upgrade` does the sam
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -34,13 +37,33 @@ def create_sqlite_file(url: str) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    if engine.url.get_backend_name() == "sqlite":
-        create_sqlite_file(engine.url.render_as_string(hide_password=False))
-    config = alembic_config(engine)
-    with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        connection.commit()
+    with _one_at_a_time(engine):
+        if engine.url.get_backend_name() == "sqlite":
+            create_sqlite_file(engine.url.render_as_string(hide_password=False))
+        config = alembic_config(engine)
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.commit()
+
+
+@contextmanager
+def _one_at_a_time(engine: Engine) -> Iterator[None]:
+    """gunicorn's workers all start the app, so all upgrade at once. Alembic commits between the steps
+    of an upgrade on SQLite (no transactional DDL), so a second worker could start the next step
+    that the first is about to run. A lock file beside the database makes them take turns."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        yield
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    with open(database + "-migratelock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def revision(engine: Engine, message: str) -> None:

@@ -62,10 +62,12 @@ def build_message(mail: Row, sender: str) -> EmailMessage:
 
 # The claim's statements, built once: per batch only the values change (`now`, the lease's cutoff).
 _NOW, _CUTOFF = bindparam("now"), bindparam("cutoff")
+# FOR UPDATE SKIP LOCKED: on PostgreSQL two claimers take different rows instead of waiting for each
+# other; SQLite has one writer at a time and SQLAlchemy leaves the clause out there.
 ABANDONED = select(OutboxMail.id).where(OutboxMail.status == "sending", OutboxMail.claimed_at < _CUTOFF) \
-    .limit(bindparam("size"))
+    .order_by(OutboxMail.id).limit(bindparam("size")).with_for_update(skip_locked=True)
 QUEUED = select(OutboxMail.id).where(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= _NOW) \
-    .order_by(OutboxMail.next_attempt_at).limit(bindparam("size"))
+    .order_by(OutboxMail.next_attempt_at).limit(bindparam("size")).with_for_update(skip_locked=True)
 CLAIM = update(OutboxMail).where(
     OutboxMail.id.in_(bindparam("ids", expanding=True)),
     or_(and_(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= _NOW),
@@ -77,9 +79,7 @@ CLAIM = update(OutboxMail).where(
 def _claim(now: dt.datetime, size: int) -> list[Row]:
     """Up to `size` mails due at `now`, marked 'sending' in one transaction (one commit for the batch):
     first any left in 'sending' by a crash, then queued ones, oldest due first (ix_outbox_due).
-
-    The UPDATE repeats the due condition: on PostgreSQL a second claimer that waited for the row
-    lock re-checks it against the new row and skips what the first one took."""
+    The UPDATE repeats the due condition, so a row another claimer took meanwhile is skipped."""
     times = {"now": now, "cutoff": now - dt.timedelta(seconds=int(current_app.config["OUTBOX_LEASE_SECONDS"]))}
     with db.engine().begin() as conn:
         ids = list(conn.scalars(ABANDONED, {**times, "size": size}))
@@ -96,6 +96,11 @@ _CLAIMED = (OutboxMail.id == bindparam("mail_id")) & (OutboxMail.status == "send
 MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bindparam("at"), last_error=None)
 DEFER = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
                                                  last_error=bindparam("error"))
+# Claimed, not tried: back in the queue as it was (still due), unless a later claim took it over.
+RELEASE = update(OutboxMail).where(
+    OutboxMail.id.in_(bindparam("ids", expanding=True)), OutboxMail.status == "sending",
+    OutboxMail.claimed_at == bindparam("claimed"),
+).values(status="queued", attempts=OutboxMail.attempts - 1)
 
 
 def _finish(statement, mail_id: int, **values: object) -> None:
@@ -104,9 +109,10 @@ def _finish(statement, mail_id: int, **values: object) -> None:
 
 
 PASS_SIZE = 100  # mails per pass (of the background thread: between two looks at its wake-up call)
-# Mails claimed per transaction. Their lease runs while the ones before them are sent: 10 mails at
-# SMTP_TIMEOUT (10 s) each stay well within OUTBOX_LEASE_SECONDS (300 s); after a crash, what was
-# claimed and not yet sent waits for that lease, as a single claimed mail did.
+# Mails claimed per transaction. Their lease runs while the ones before them are sent, so a batch is
+# only worked on for half the lease: then the rest goes back to the queue and is claimed again with a
+# fresh lease, and no mail is sent after its lease ran out (another process may have taken it then).
+# What a crash leaves claimed waits for the lease, as a single claimed mail did.
 CLAIM_BATCH = 10
 
 
@@ -120,13 +126,28 @@ def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     backend = from_config(config)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     now = utcnow()
+    work_on_batch = dt.timedelta(seconds=int(config["OUTBOX_LEASE_SECONDS"]) / 2)
     while (done := sum(counts.values())) < limit:
-        batch = _claim(now, min(CLAIM_BATCH, limit - done))
-        if not batch:
+        unsent = _claim(now, min(CLAIM_BATCH, limit - done))
+        if not unsent:
             break
-        for mail in batch:
-            counts[_deliver(backend, mail, now, config)] += 1
+        try:
+            while unsent and utcnow() - unsent[0].claimed_at < work_on_batch:
+                counts[_deliver(backend, unsent.pop(0), now, config)] += 1
+        finally:
+            _release(unsent)
     return counts
+
+
+def _release(mails_left: list[Row]) -> None:
+    if not mails_left:
+        return
+    try:
+        with db.engine().begin() as conn:
+            conn.execute(RELEASE, {"ids": [m.id for m in mails_left], "claimed": mails_left[0].claimed_at})
+    except Exception as exc:  # the lease brings them back anyway
+        log.warning("claimed mail not released outbox_ids=%s error=%s", [m.id for m in mails_left],
+                    type(exc).__name__)
 
 
 def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, config: dict) -> str:
@@ -134,18 +155,19 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
     this one mail is sent twice, never one lost."""
     try:
         backend.send(build_message(mail, config["MAIL_FROM"]), mail.id)
-    except TemporaryFailure as exc:
+    except PermanentFailure as exc:
+        _fail(mail, str(exc), now)
+        return "failed"
+    except Exception as exc:  # TemporaryFailure, or the unforeseen (a bug, a full disk): this one waits
         if mail.attempts >= int(config["OUTBOX_MAX_ATTEMPTS"]):
             _fail(mail, f"gave up after {mail.attempts} attempts: {exc}", now)
             return "failed"
         delay = min(int(config["OUTBOX_BACKOFF_SECONDS"]) * 2 ** (mail.attempts - 1), MAX_BACKOFF)
         _finish(DEFER, mail.id, at=utcnow() + dt.timedelta(seconds=delay), error=str(exc)[:500])
+        reason = _reason(exc) if isinstance(exc, TemporaryFailure) else type(exc).__name__
         log.warning("mail deferred outbox_id=%s attempt=%s retry_in=%ss reason=%s",
-                    mail.id, mail.attempts, delay, _reason(exc))
+                    mail.id, mail.attempts, delay, reason)
         return "retry"
-    except PermanentFailure as exc:
-        _fail(mail, str(exc), now)
-        return "failed"
     _finish(MARK_SENT, mail.id, at=utcnow())
     return "sent"
 

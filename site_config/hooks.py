@@ -98,8 +98,10 @@ def on_pre_build(config: MkDocsConfig) -> None:
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
-    """Note the page for the checks of every finished page (on_post_build)."""
-    _written.append((f"docs/{page.file.src_uri}", Path(page.file.abs_dest_path)))
+    """Note the page for the checks of every finished page (on_post_build). MkDocs writes no file for
+    an empty page, so there is nothing to check then."""
+    if output.strip():
+        _written.append((f"docs/{page.file.src_uri}", Path(page.file.abs_dest_path)))
     return output
 
 

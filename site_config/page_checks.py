@@ -28,9 +28,9 @@ Result = tuple[int, list[str], csp.Remembered]
 def check_pages(pages: list[Page], categories: tuple[str, ...], *, parallel: bool) -> list[str]:
     """Every problem of the written `pages`, in page order. `parallel`: only where forking is safe
     (`mkdocs build`, one thread), not inside `mkdocs serve`, whose file watcher runs in threads."""
-    workers = min(os.cpu_count() or 1, 4)
+    workers = min(_cores(), 4)
     numbered = list(enumerate(pages))
-    if parallel and workers > 1 and len(pages) >= PARALLEL_FROM:
+    if parallel and workers > 1 and len(pages) >= PARALLEL_FROM and "fork" in multiprocessing.get_all_start_methods():
         chunks = [numbered[i::workers] for i in range(workers)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             results = [result for chunk in pool.map(_check, chunks, repeat(categories)) for result in chunk]
@@ -41,6 +41,11 @@ def check_pages(pages: list[Page], categories: tuple[str, ...], *, parallel: boo
         problems += page_problems
         csp.remember(*remembered)  # write_policy() then reads no page again
     return problems
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set), not all the machine has."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _check(pages: list[tuple[int, Page]], categories: tuple[str, ...]) -> list[Result]:

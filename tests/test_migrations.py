@@ -41,3 +41,24 @@ def test_a_database_of_the_first_release_is_upgraded_with_its_mail_still_queued(
                             "'2026-11-27' ORDER BY next_attempt_at LIMIT 10").fetchall()
         assert conn.execute("SELECT to_addr, status FROM outbox").fetchall() == [("a@example.be", "queued")]
     assert "ix_outbox_due" in plan[0][3] and "TEMP B-TREE" not in str(plan)
+
+
+def _upgrade(url: str) -> None:
+    migrate.upgrade(make_engine(url))
+
+
+def test_workers_starting_together_on_a_fresh_file_all_come_up(tmp_path: Path) -> None:
+    """gunicorn starts every worker at once and each brings the database up to date: with more than
+    one revision the second worker used to run a step the first one was running (index exists)."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_upgrade, args=(url,)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    with sqlite3.connect(tmp_path / "fresh.sqlite3") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]

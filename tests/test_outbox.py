@@ -1,0 +1,103 @@
+"""How a delivery pass claims, sends and records mail (leadform/outbox.py), against a real SMTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from conftest import smtp_config
+from sqlalchemy import select, update
+
+from leadform import db, mails, outbox
+from leadform.mail_backends import SMTPBackend
+from leadform.models import OutboxMail, utcnow
+
+
+def queue(app, count: int) -> None:
+    with app.app_context(), db.transaction() as s:
+        for n in range(count):
+            outbox.queue(s, mails.Mail(kind="checklist_link", to=f"lead{n}@example.be", subject="Je checklist",
+                                       text=f"mail {n}"))
+
+
+def rows(app) -> list[OutboxMail]:
+    with app.app_context(), db.transaction() as s:
+        return list(s.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+
+
+def deliver(app, limit: int = outbox.PASS_SIZE) -> dict[str, int]:
+    with app.app_context():
+        return outbox.deliver_due(limit)
+
+
+def test_a_pass_sends_every_due_mail_once_over_several_batches(make_app, smtp_server) -> None:
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 2 * outbox.CLAIM_BATCH + 3)
+    assert deliver(app) == {"sent": 23, "retry": 0, "failed": 0}
+    recipients = sorted(rcpt[0] for rcpt, _ in smtp_server.messages)
+    assert recipients == sorted(f"lead{n}@example.be" for n in range(23))
+    assert {(m.status, m.attempts) for m in rows(app)} == {("sent", 1)}
+    assert deliver(app) == {"sent": 0, "retry": 0, "failed": 0}
+
+
+def test_mail_a_crash_left_in_sending_goes_out_after_its_lease_and_only_then(make_app, smtp_server) -> None:
+    app = make_app(OUTBOX_LEASE_SECONDS=60, **smtp_config(smtp_server.port))
+    queue(app, 2)
+    with app.app_context(), db.engine().begin() as conn:  # as a worker killed mid-send leaves them
+        conn.execute(update(OutboxMail).where(OutboxMail.id == 1).values(
+            status="sending", attempts=1, claimed_at=utcnow() - dt.timedelta(seconds=61)))
+        conn.execute(update(OutboxMail).where(OutboxMail.id == 2).values(
+            status="sending", attempts=1, claimed_at=utcnow() - dt.timedelta(seconds=30)))
+    assert deliver(app)["sent"] == 1
+    assert [(m.id, m.status, m.attempts) for m in rows(app)] == [(1, "sent", 2), (2, "sending", 1)]
+
+
+def test_a_slow_server_never_makes_a_mail_outlive_its_lease(make_app, smtp_server, monkeypatch) -> None:
+    """Ten mails are claimed together; past half the lease the rest goes back to the queue and is
+    claimed again, so no mail is sent on a lease another process may already have taken over."""
+    app = make_app(OUTBOX_LEASE_SECONDS=2, **smtp_config(smtp_server.port))
+    queue(app, 5)
+    send = SMTPBackend.send
+    sent_on_lease: list[float] = []
+
+    def slow_send(self, message, outbox_id):
+        time.sleep(0.45)
+        with app.app_context(), db.transaction() as s:
+            claimed_at = s.scalar(select(OutboxMail.claimed_at).where(OutboxMail.id == outbox_id))
+        sent_on_lease.append((utcnow() - claimed_at).total_seconds())
+        send(self, message, outbox_id)
+
+    monkeypatch.setattr(SMTPBackend, "send", slow_send)
+    assert deliver(app) == {"sent": 5, "retry": 0, "failed": 0}
+    assert len(smtp_server.messages) == 5
+    assert max(sent_on_lease) < 2, sent_on_lease
+    assert max(sent_on_lease) > 0.8, "the first batch ran into half the lease, as the test means"
+    assert {(m.status, m.attempts) for m in rows(app)} == {("sent", 1)}, "a released mail was not tried"
+
+
+def test_an_unforeseen_error_defers_that_mail_and_the_others_go_out(make_app, smtp_server, monkeypatch) -> None:
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 4)
+    send = SMTPBackend.send
+
+    def broken_for_mail_2(self, message, outbox_id):
+        if outbox_id == 2:
+            raise ValueError("a bug")
+        send(self, message, outbox_id)
+
+    monkeypatch.setattr(SMTPBackend, "send", broken_for_mail_2)
+    assert deliver(app) == {"sent": 3, "retry": 1, "failed": 0}
+    state = {m.id: (m.status, m.last_error) for m in rows(app)}
+    assert state[2] == ("queued", "a bug")
+    assert {state[n][0] for n in (1, 3, 4)} == {"sent"}
+    monkeypatch.setattr(SMTPBackend, "send", send)
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}, "tried again on the next pass"
+
+
+def test_a_failure_report_leaves_in_the_pass_that_found_the_failure(make_app, smtp_server) -> None:
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 1)
+    smtp_server.refuse["lead0@example.be"] = "550 5.1.1 No such user"
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 1}
+    assert [m.kind for m in rows(app)] == ["checklist_link", "coach_mail_failed"]
+    assert "kon niet verstuurd worden" in smtp_server.messages[-1][1]["Subject"]
