@@ -45,4 +45,3 @@ def post_worker_init(worker) -> None:
     waiting for the first visitor (cron's `outbox send` is the safety net)."""
     app = worker.wsgi
     app.extensions["leadform.outbox"].kick()
-

@@ -22,11 +22,21 @@ BUSY_TIMEOUT_MS = 15000
 RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for another database, or one in memory or given as a URI."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return database
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
-        database = make_url(url).database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = sqlite_file(url)
+        if database:
             connect_args["factory"] = connection_class(WriteLock(database + "-writelock",
                                                                  BUSY_TIMEOUT_MS / 1000))
         engine = create_engine(url, connect_args=connect_args)

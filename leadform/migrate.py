@@ -16,6 +16,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
 
+from leadform.db import sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -52,9 +54,8 @@ def _one_at_a_time(engine: Engine) -> Iterator[None]:
     """gunicorn's workers all start the app, so all upgrade at once. Alembic commits between the steps
     of an upgrade on SQLite (no transactional DDL), so a second worker could start the next step
     that the first is about to run. A lock file beside the database makes them take turns."""
-    database = engine.url.database
-    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
-            or database.startswith("file:"):
+    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if database is None:
         yield
         return
     Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,7 @@ _CLAIMED = (OutboxMail.id == bindparam("mail_id")) & (OutboxMail.status == "send
 MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bindparam("at"), last_error=None)
 DEFER = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
                                                  last_error=bindparam("error"))
+MARK_FAILED = update(OutboxMail).where(_CLAIMED).values(status="failed", last_error=bindparam("error"))
 # Claimed, not tried: back in the queue as it was (still due), unless a later claim took it over.
 RELEASE = update(OutboxMail).where(
     OutboxMail.id.in_(bindparam("ids", expanding=True)), OutboxMail.status == "sending",
@@ -185,8 +186,7 @@ def _fail(mail: Row, error: str, now: dt.datetime) -> None:
     """Mark failed and tell the coach, unless the failed mail was itself for the coach. The report is
     due at the pass's `now`, so this pass sends it."""
     with db.transaction() as s:
-        s.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "sending")
-                  .values(status="failed", last_error=error[:500]))
+        s.execute(MARK_FAILED, {"mail_id": mail.id, "error": error[:500]})
         if mail.kind != "coach_mail_failed":
             queue(s, mails.failure_report(mail, error), due_at=now)
     log.error("mail failed outbox_id=%s kind=%s reason=%s", mail.id, mail.kind, error.split(" ", 1)[0][:20])
