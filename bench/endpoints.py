@@ -182,7 +182,7 @@ def configured_threads() -> int:
 
 
 def bench(seconds: int = 20, workers: int = 2, threads: int | None = None, connections: int = 16,
-          rounds: int = 4) -> dict[str, Any]:
+          rounds: int = 4, only: str = "") -> dict[str, Any]:
     """Each POST flow for `seconds`, in `rounds` slices, each slice right after a slice of the trivial
     route: this shared machine's speed drifts by half within a minute, so a flow is compared with the
     trivial route measured just before it, and the ratio is the median over the rounds."""
@@ -208,6 +208,7 @@ def bench(seconds: int = 20, workers: int = 2, threads: int | None = None, conne
                 "consent POST": ("POST", "/api/consent", {"Content-Type": "application/json"},
                                  consent_body(), 201, "consent_records"),
             }
+            flows = {name: flow for name, flow in flows.items() if only in name}
             slices: dict[str, list[dict[str, Any]]] = {"trivial GET /api/health": [], **{name: [] for name in flows}}
             for n in range(rounds):
                 for name, (method, path, headers, body, ok, table) in flows.items():
@@ -297,8 +298,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=4, help="slices per flow, each after a trivial slice")
+    parser.add_argument("--only", default="", help="only the flows whose name contains this, e.g. consent")
     args = parser.parse_args()
-    result = bench(args.seconds, args.workers, rounds=args.rounds)
+    result = bench(args.seconds, args.workers, rounds=args.rounds, only=args.only)
     print(json.dumps(result, indent=2))
     print(markdown(result))
 

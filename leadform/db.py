@@ -1,9 +1,15 @@
-"""Engine and per-request sessions; SQLite tuned for many small concurrent writes.
+"""Engines and per-request sessions; SQLite tuned for many small concurrent writes.
 
 SQLite gets WAL (set once, when the database is created) and every transaction
 starts with BEGIN IMMEDIATE, so concurrent writers queue instead of failing halfway
 with "database is locked". They queue on leadform.write_lock, which wakes the next
 writer at once, rather than on SQLite's busy handler, which sleeps.
+
+Two engines on one file. `engine()` commits with synchronous=FULL: a lead or a message is
+on disk before the visitor hears "thank you", power cut or not. `engine(durable=False)`
+commits with synchronous=NORMAL, for consent records only (leadform/append_log.py): such a
+commit survives the app crashing but waits in the OS's cache until the WAL is synced, which
+append_log does within a second. That is PostgreSQL's `synchronous_commit = off`, for one table.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadform.write_lock import WriteLock, connection_class
+from leadform import append_log
+from leadform.write_lock import connection_class, for_database
 
 BUSY_TIMEOUT_MS = 15000
 RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
@@ -32,14 +39,15 @@ def sqlite_file(url: str) -> str | None:
     return database
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, durable: bool = True) -> Engine:
+    """An engine whose commits are fsync'd (durable) or left to the next WAL sync (SQLite only)."""
     if url.startswith("sqlite"):
         connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
         database = sqlite_file(url)
         if database:
-            connect_args["factory"] = connection_class(WriteLock(database + "-writelock",
-                                                                 BUSY_TIMEOUT_MS / 1000))
+            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000))
         engine = create_engine(url, connect_args=connect_args)
+        synchronous = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:
@@ -47,6 +55,11 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            if not durable:
+                # Its WAL is checkpointed by append_log.WalSync's thread, not by whichever request's
+                # commit crosses 1000 pages, while holding the write lock.
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -69,14 +82,20 @@ def make_engine(url: str) -> Engine:
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    url = app.config["DATABASE_URL"]
+    engine = make_engine(url)
     app.extensions["leadform.engine"] = engine
+    # Elsewhere than a SQLite file every commit is durable: the quick engine is the same engine.
+    quick = make_engine(url, durable=False) if sqlite_file(url) else engine
+    app.extensions["leadform.quick_engine"] = quick
+    app.extensions["leadform.wal_sync"] = append_log.WalSync(quick if quick is not engine else None)
     app.extensions["leadform.sessions"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
-def engine() -> Engine:
-    return current_app.extensions["leadform.engine"]
+def engine(durable: bool = True) -> Engine:
+    """The app's engine; durable=False only for append_log's records (see the module docstring)."""
+    return current_app.extensions["leadform.engine" if durable else "leadform.quick_engine"]
 
 
 def session() -> Session:

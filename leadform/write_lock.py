@@ -67,6 +67,18 @@ class WriteLock:
         return self._fd
 
 
+_SHARED: dict[str, WriteLock] = {}
+_SHARED_GUARD = threading.Lock()
+
+
+def for_database(database: str, timeout: float) -> WriteLock:
+    """This process's one lock for a database file. Both engines on the file (db.py: durable and quick)
+    use it, so their threads exclude each other, and a thread that already holds it never waits on itself."""
+    path = os.path.abspath(database) + "-writelock"
+    with _SHARED_GUARD:
+        return _SHARED.setdefault(path, WriteLock(path, timeout))
+
+
 def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
     """A sqlite3 connection class that releases `lock` when its transaction ends, however it ends."""
 
@@ -80,6 +92,18 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
             except BaseException:
                 self._release()
                 raise
+
+        def execute_alone(self, sql: str, params: tuple) -> None:
+            """One statement as its own transaction (SQLite's autocommit), under the lock. One call
+            into SQLite instead of three (BEGIN, statement, COMMIT): each call lets go of the GIL and
+            must win it back from the worker's other threads, and under load that was most of the
+            cost of a consent insert."""
+            held = lock.acquire()
+            try:
+                self.execute(sql, params)
+            finally:
+                if held:
+                    lock.release()
 
         def commit(self) -> None:
             try:

@@ -1,6 +1,8 @@
 """The database cannot be written (disk full, file read-only): the visitor gets the Dutch
 "probeer het later opnieuw" page (503) with the form still filled in, nothing is half-written,
-and once the fault is gone the next submission succeeds without anyone repairing anything.
+and once the fault is gone the next submission succeeds without anyone repairing anything. The
+consent POST, which writes through its own engine and path (leadform/append_log.py), answers 503
+and recovers the same way.
 
 The faults are real, made by the kernel: a tiny tmpfs filled to the last byte (ENOSPC, SQLite's
 SQLITE_FULL), and the database file, its WAL and its folder made immutable with `chattr +i`
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from leadform import db
+from leadform.consent import example_payload
 from leadform.timing import issue_started
 
 CHECKLIST = {"name": "Jan Janssens", "email": "jan@example.be", "privacy": "y"}
@@ -65,7 +68,7 @@ def counts(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
-                for t in ("leads", "downloads", "contact_messages", "outbox")}
+                for t in ("leads", "downloads", "contact_messages", "outbox", "consent_records")}
     finally:
         conn.close()
 
@@ -103,6 +106,7 @@ def assert_fault_handled(app, database: Path) -> None:
     assert_try_again_page(client.post("/api/checklists/teams", data=other), 'value="An Peeters"',
                           'value="an@example.be"')
     assert_try_again_page(client.post("/api/contact", data=contact_form(app)), 'value="Jan Janssens"', MESSAGE)
+    assert client.post("/api/consent", json=example_payload()).status_code == 503
     assert counts(database) == before, "a refused submission left rows behind"
 
 
@@ -112,9 +116,11 @@ def assert_recovered(app, database: Path) -> None:
     before = counts(database)
     assert client.post("/api/checklists/teams", data={**CHECKLIST, "email": "an@example.be"}).status_code == 303
     assert client.post("/api/contact", data=contact_form(app)).status_code == 303
+    assert client.post("/api/consent", json=example_payload()).status_code == 201
     after = counts(database)
     assert after == {"leads": before["leads"] + 1, "downloads": before["downloads"] + 1,
-                     "contact_messages": before["contact_messages"] + 1, "outbox": before["outbox"] + 3}
+                     "contact_messages": before["contact_messages"] + 1, "outbox": before["outbox"] + 3,
+                     "consent_records": before["consent_records"] + 1}
     assert integrity(database) == "ok"
 
 
@@ -179,7 +185,8 @@ def test_connection_opened_while_read_only_does_not_stay_read_only(make_app, tmp
     app, folder, database = read_only_setup(make_app, tmp_path)
     immutable(database, Path(f"{database}-wal"), folder)
     with app.app_context():
-        db.engine().dispose()  # what a new worker has: no connection opened before the fault
+        for durable in (True, False):  # what a new worker has: no connection opened before the fault
+            db.engine(durable).dispose()
 
     assert_fault_handled(app, database)
 

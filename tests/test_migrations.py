@@ -61,4 +61,4 @@ def test_workers_starting_together_on_a_fresh_file_all_come_up(tmp_path: Path) -
         worker.join(60)
     assert [worker.exitcode for worker in workers] == [0] * 6
     with sqlite3.connect(tmp_path / "fresh.sqlite3") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
