@@ -40,6 +40,7 @@ def on_startup(command: str, dirty: bool) -> None:
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Take the site's identity from site.yml, the one place the coach edits it."""
     speedups.fast_blog_front_matter()
+    speedups.quick_excerpts()
     try:
         settings = load_settings()
     except ConfigError as exc:

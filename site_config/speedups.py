@@ -46,6 +46,59 @@ def fast_blog_front_matter() -> None:
         structure.SafeLoader = yaml.CSafeLoader
 
 
+def quick_excerpts() -> None:
+    """Material's blog: after a post's first excerpt, convert only its Markdown before the separator.
+
+    Why: every time a list page shows a post (the blog index, its archive year, each of its
+    categories), Material's blog converts the post's whole Markdown and then cuts the HTML at the
+    separator: with 500 posts that was about a third of the build. Here the first excerpt of each
+    post is Material's own rendering, and the part before the separator is converted beside it;
+    when both give the same HTML, the post's later excerpts convert only that part and take the
+    table of contents (Material's lists the whole post's headings) and the "Verder lezen" link from
+    the first. When they differ (the separator written inside a code block, say), every excerpt of
+    that post is converted whole, as before. Links and abbreviations defined after the separator
+    still work: the excerpt's Markdown converter keeps them from the first, whole conversion.
+    SITE_QUICK_EXCERPTS=0 turns this off (tests/test_speedups.py compares both builds).
+    """
+    from material.plugins.blog.structure import Excerpt
+    from mkdocs.structure.toc import get_toc
+
+    if os.environ.get("SITE_QUICK_EXCERPTS") == "0" or getattr(Excerpt.render, "quick", False):
+        return
+    material_render = Excerpt.render
+
+    def render(self: Excerpt, page, separator: str) -> None:
+        memo = getattr(self, "_quick_memo", None)
+        if memo is None or memo["source"] is not self.post.markdown:
+            material_render(self, page, separator)
+            whole = {"content": self.content, "toc_tokens": getattr(self.md, "toc_tokens", []), "more": self.more}
+            _convert_head(self, page, separator)
+            same = self.content == whole["content"]
+            self._quick_memo = {**whole, "source": self.post.markdown, "quick": same and whole["more"] is not None}
+            self.content, self.toc, self.more = whole["content"], get_toc(whole["toc_tokens"]), whole["more"]
+            return
+        if not memo["quick"]:
+            material_render(self, page, separator)
+            return
+        _convert_head(self, page, separator)
+        self.toc, self.more = get_toc(memo["toc_tokens"]), memo["more"]
+
+    render.quick = True  # type: ignore[attr-defined]
+    Excerpt.render = render
+
+
+def _convert_head(excerpt, page, separator: str) -> None:
+    """What Excerpt.render does, on the Markdown before the separator only (HTML in excerpt.content)."""
+    excerpt.file.url = page.url
+    processor = excerpt.md.treeprocessors[excerpt.md.treeprocessors.get_index_for_name("excerpt")]
+    processor.base = page
+    head = excerpt.post.markdown.split(separator, 1)[0]
+    if not excerpt.post._title_from_render:
+        head = "\n\n".join([f"# {excerpt.post.title}", head])
+    excerpt.content = excerpt.md.convert(head) + "\n"
+    excerpt.file.url = excerpt.post.url
+
+
 class UnchangedBlogLists:
     """`--dirty` rebuilds (`make serve`): leave the blog's list pages alone when what they show is unchanged.
 
