@@ -45,13 +45,13 @@ class Build:
     cpu_seconds: float = 0.0  # user + system: steadier than wall time when other work shares the CPU
 
 
-def mkdocs_build(config: Path, site_dir: Path, label: str) -> Build:
+def mkdocs_build(config: Path, site_dir: Path, label: str, env: dict[str, str] | None = None) -> Build:
     """Time `mkdocs build --strict` and read its peak RSS from os.wait4, per build not per session.
 
     getrusage(RUSAGE_CHILDREN) keeps the maximum over all children ever waited for, so several
     builds in one process would all report the largest; wait4 gives the figure of this child.
     """
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **(env or {})}
     stderr_path = site_dir.parent / f".{site_dir.name}.stderr"
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(stderr_path, "wb") as stderr:
