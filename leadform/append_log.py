@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 log = logging.getLogger("leadform.db")
 
 SYNC_DELAY = 1.0  # seconds: the most a power cut can take from the records of a running app
+IDLE_CHECK = 30.0  # seconds: how often an idle sync thread looks whether its app still exists
 
 
 class WalSync:
@@ -48,16 +50,11 @@ class WalSync:
         if self._pid != os.getpid():
             with self._guard:
                 if self._pid != os.getpid():
-                    threading.Thread(target=self._run, name="leadform-wal-sync", daemon=True).start()
+                    # The thread holds the syncer weakly: once the app is gone, it ends (tests make many apps).
+                    threading.Thread(target=_sync_loop, args=(weakref.ref(self), self._due, self.delay),
+                                     name="leadform-wal-sync", daemon=True).start()
                     self._pid = os.getpid()
         self._due.set()
-
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            time.sleep(self.delay)
-            self._due.clear()  # a commit from now on asks for the next round
-            self.sync_now()
 
     def sync_now(self) -> None:
         """Checkpoint the WAL (PASSIVE: no writer waits). With synchronous=NORMAL SQLite syncs the WAL
@@ -71,6 +68,21 @@ class WalSync:
             self.syncs += 1
         except Exception as exc:  # noqa: BLE001 - the next commit asks again; the app must go on
             log.warning("WAL sync failed error=%s", type(exc).__name__)
+
+
+def _sync_loop(syncer: weakref.ref[WalSync], due: threading.Event, delay: float) -> None:
+    while True:
+        if not due.wait(IDLE_CHECK):
+            if syncer() is None:
+                return
+            continue
+        time.sleep(delay)
+        due.clear()  # a commit from now on asks for the next round
+        current = syncer()
+        if current is None:
+            return
+        current.sync_now()
+        del current
 
 
 class AppendLog:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from leadform import db
+from leadform import append_log, db
 from leadform.append_log import AppendLog
 from leadform.consent import example_payload
 from leadform.models import ConsentRecord
@@ -57,3 +59,18 @@ def test_a_row_without_a_column_sqlalchemy_would_have_filled_is_refused(app) -> 
     with app.app_context(), pytest.raises(ValueError, match="id"):
         records.append(db.engine(durable=False), app.extensions["leadform.wal_sync"],
                        {"subject_id": "0" * 32, "event": "given"})
+
+
+def test_the_sync_thread_ends_once_its_app_is_gone(make_app, monkeypatch) -> None:
+    monkeypatch.setattr(append_log, "IDLE_CHECK", 0.1)
+    before = {t for t in threading.enumerate() if t.name == "leadform-wal-sync"}
+    app = make_app()
+    assert app.test_client().post("/api/consent", json=example_payload()).status_code == 201
+    (thread,) = {t for t in threading.enumerate() if t.name == "leadform-wal-sync"} - before
+    deadline = time.monotonic() + 5
+    while app.extensions["leadform.wal_sync"].syncs < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    del app
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive(), "the thread (and the database connections it holds) outlived its app"
