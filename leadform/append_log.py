@@ -5,8 +5,9 @@ one waited for an fsync of the WAL (about 0.8 ms on this disk) while holding the
 write lock, and the route reached a third of a trivial route's throughput. Here a record goes
 in on the quick engine (db.py: synchronous=NORMAL), so its commit survives the app crashing at
 once and a power cut once the WAL is synced. `WalSync` makes that happen within `SYNC_DELAY`
-seconds: a background thread checkpoints the WAL, and SQLite syncs the WAL before it copies a
-single page. Leads, messages and the outbox never take this path.
+seconds: a background thread fsyncs the WAL file itself (a checkpoint would sync it only when it
+can copy pages, which an open reader, such as `db backup`, can prevent), then checkpoints it so it
+does not grow. Leads, messages and the outbox never take this path.
 
 The INSERT is compiled by SQLAlchemy from the table once and run as its own statement on the
 pool's DBAPI connection (write_lock.LockingConnection.execute_alone): one call into SQLite
@@ -26,6 +27,8 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError
 
+from leadform.write_lock import RECONNECT_ON
+
 log = logging.getLogger("leadform.db")
 
 SYNC_DELAY = 1.0  # seconds: the most a power cut can take from the records of a running app
@@ -35,8 +38,9 @@ IDLE_CHECK = 30.0  # seconds: how often an idle sync thread looks whether its ap
 class WalSync:
     """Syncs the quick engine's WAL to disk within SYNC_DELAY of a commit; one thread per process."""
 
-    def __init__(self, engine: Engine | None, delay: float = SYNC_DELAY) -> None:
+    def __init__(self, engine: Engine | None, wal: str = "", delay: float = SYNC_DELAY) -> None:
         self.engine = engine  # None: every commit is already durable, nothing to do
+        self.wal = wal  # the WAL file of engine's database
         self.delay = delay
         self.syncs = 0
         self._due = threading.Event()
@@ -57,15 +61,25 @@ class WalSync:
         self._due.set()
 
     def sync_now(self) -> None:
-        """Checkpoint the WAL (PASSIVE: no writer waits). With synchronous=NORMAL SQLite syncs the WAL
-        first and the database file after, so everything committed so far is on disk."""
+        """fsync the WAL file, so every commit so far is on disk, then checkpoint it (PASSIVE: no
+        writer waits) to keep it short. SQLite locks the database and -shm files, never the WAL, so
+        opening and closing it here cannot drop a lock SQLite holds."""
         try:
+            try:
+                fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass  # the last connection closed: SQLite checkpointed, synced and removed it
+            else:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self.syncs += 1
             pooled = self.engine.raw_connection()
             try:
                 pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             finally:
                 pooled.close()
-            self.syncs += 1
         except Exception as exc:  # noqa: BLE001 - the next commit asks again; the app must go on
             log.warning("WAL sync failed error=%s", type(exc).__name__)
 
@@ -99,32 +113,40 @@ class AppendLog:
         """Store `row` (raises SQLAlchemy's DBAPIError when the database refuses it)."""
         if not self.required <= row.keys():
             raise ValueError(f"{self.table.name} row without {sorted(self.required - row.keys())}")
-        pooled = engine.raw_connection()
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            pooled = engine.raw_connection()
+        except dbapi_error as exc:  # cannot open the file (folder gone, out of descriptors): as Core says it
+            raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
         if not hasattr(pooled.dbapi_connection, "execute_alone"):  # not a SQLite file: the plain Core way
             pooled.close()
             with engine.begin() as conn:
                 conn.execute(self.statement, dict(row))
             return
         try:
-            connection = pooled.dbapi_connection
             sql, params = self._bind(engine, row)
             try:
-                connection.execute_alone(sql, params)
-            except engine.dialect.loaded_dbapi.Error as exc:
-                pooled.invalidate(exc)  # a read-only or full disk leaves the connection unusable
-                raise DBAPIError.instance(sql, params, exc, engine.dialect.loaded_dbapi.Error,
-                                          connection_invalidated=True, dialect=engine.dialect) from exc
+                pooled.dbapi_connection.execute_alone(sql, params)
+            except dbapi_error as exc:
+                # A connection that met a read-only file or a full disk stays unusable (RECONNECT_ON).
+                broken = any(word in str(exc).lower() for word in RECONNECT_ON)
+                if broken:
+                    pooled.invalidate(exc)
+                raise DBAPIError.instance(sql, params, exc, dbapi_error, connection_invalidated=broken,
+                                          dialect=engine.dialect) from exc
         finally:
             pooled.close()
         sync.soon()
 
     def _bind(self, engine: Engine, row: Mapping[str, Any]) -> tuple[str, tuple]:
-        """The SQL and its parameters, converted by each column's SQLAlchemy type (JSON, DateTime)."""
+        """The SQL and its parameters, converted as SQLAlchemy converts them for this dialect (JSON to
+        text, DateTime to SQLite's "YYYY-MM-DD HH:MM:SS.ffffff")."""
         key = (engine.dialect.name, engine.dialect.driver)
         prepared = self._prepared.get(key)
         if prepared is None:
-            compiled = self.statement.compile(dialect=engine.dialect)
-            prepared = (str(compiled), [(name, self.table.c[name].type.bind_processor(engine.dialect))
+            dialect = engine.dialect
+            compiled = self.statement.compile(dialect=dialect)
+            prepared = (str(compiled), [(name, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
                                         for name in compiled.positiontup])
             self._prepared[key] = prepared
         sql, columns = prepared

@@ -23,10 +23,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadform import append_log
-from leadform.write_lock import connection_class, for_database
+from leadform.write_lock import RECONNECT_ON, connection_class, for_database
 
 BUSY_TIMEOUT_MS = 15000
-RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
 def sqlite_file(url: str) -> str | None:
@@ -85,10 +84,12 @@ def init_app(app: Flask) -> None:
     url = app.config["DATABASE_URL"]
     engine = make_engine(url)
     app.extensions["leadform.engine"] = engine
+    database = sqlite_file(url)
     # Elsewhere than a SQLite file every commit is durable: the quick engine is the same engine.
-    quick = make_engine(url, durable=False) if sqlite_file(url) else engine
+    quick = make_engine(url, durable=False) if database else engine
     app.extensions["leadform.quick_engine"] = quick
-    app.extensions["leadform.wal_sync"] = append_log.WalSync(quick if quick is not engine else None)
+    app.extensions["leadform.wal_sync"] = append_log.WalSync(quick, database + "-wal") if database \
+        else append_log.WalSync(None)
     app.extensions["leadform.sessions"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 

@@ -22,6 +22,10 @@ import threading
 
 log = logging.getLogger("leadform.db")
 
+# SQLite errors after which a connection stays unusable (opened while the file was read-only, or it
+# hit a full disk): the pool must drop it and open a fresh one (db.py, append_log.py).
+RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
+
 
 class WriteLock:
     """A lock shared by the threads of this process (threading.Lock) and all processes (flock)."""

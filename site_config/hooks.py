@@ -119,6 +119,9 @@ def on_env(env, config: MkDocsConfig, files: Files):
 def on_post_build(config: MkDocsConfig) -> None:
     """Nothing in a finished page may load from another host, break the consent rules or the CSP
     (site_config/page_checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
+    log.debug("blog excerpts converted whole: %(whole)d, only before the separator: %(quick)d",
+              speedups.EXCERPTS)
+    speedups.EXCERPTS.update(whole=0, quick=0)
     categories = tuple(load_settings().consent.optional_ids)
     _fail(page_checks.check_pages(_written, categories, parallel=_command == "build"))
     site_dir = Path(config.site_dir)

@@ -46,6 +46,9 @@ def fast_blog_front_matter() -> None:
         structure.SafeLoader = yaml.CSafeLoader
 
 
+EXCERPTS = {"whole": 0, "quick": 0}  # this build's excerpt conversions, logged by hooks.on_post_build
+
+
 def quick_excerpts() -> None:
     """Material's blog: after a post's first excerpt, convert only its Markdown before the separator.
 
@@ -71,6 +74,7 @@ def quick_excerpts() -> None:
         memo = getattr(self, "_quick_memo", None)
         if memo is None or memo["source"] is not self.post.markdown:
             material_render(self, page, separator)
+            EXCERPTS["whole"] += 1
             whole = {"content": self.content, "toc_tokens": getattr(self.md, "toc_tokens", []), "more": self.more}
             _convert_head(self, page, separator)
             same = self.content == whole["content"]
@@ -79,8 +83,10 @@ def quick_excerpts() -> None:
             return
         if not memo["quick"]:
             material_render(self, page, separator)
+            EXCERPTS["whole"] += 1
             return
         _convert_head(self, page, separator)
+        EXCERPTS["quick"] += 1
         self.toc, self.more = get_toc(memo["toc_tokens"]), memo["more"]
 
     render.quick = True  # type: ignore[attr-defined]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
+import os
 import shutil
 import sqlite3
 import threading
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from leadform import append_log, db
 from leadform.append_log import AppendLog
@@ -74,3 +77,62 @@ def test_the_sync_thread_ends_once_its_app_is_gone(make_app, monkeypatch) -> Non
     gc.collect()
     thread.join(5)
     assert not thread.is_alive(), "the thread (and the database connections it holds) outlived its app"
+
+
+def test_the_wal_is_synced_even_while_a_reader_holds_back_the_checkpoint(app, client, monkeypatch) -> None:
+    """A long read (`db backup` copying the file) keeps a checkpoint from copying, and from syncing:
+    the WAL file itself must still reach the disk."""
+    database = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(append_log.os, "fsync", recording_fsync)
+    reader = sqlite3.connect(database, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM consent_records").fetchone()  # a read snapshot, held open
+        assert client.post("/api/consent", json=example_payload()).status_code == 201
+        deadline = time.monotonic() + 5
+        while f"{database}-wal" not in synced and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"{database}-wal" in synced, "the WAL was not synced while a reader was open"
+    finally:
+        reader.close()
+
+
+def test_stored_times_are_written_as_sqlalchemy_writes_them(app) -> None:
+    """The same datetime through this path and through SQLAlchemy Core gives the same text in the file,
+    also on a whole second (sqlite3's own adapter would drop the microseconds there)."""
+    when = dt.datetime(2026, 1, 1, 12, 0, 0)
+    row = {"subject_id": "0" * 32, "event": "given", "created_at": when, "choices": {"necessary": True},
+           "button": "accept_all", "policy_version": 1, "banner_hash": "0123456789abcdef",
+           "expires_at": when, "site_build": "test", "email": None}
+    with app.app_context():
+        AppendLog(ConsentRecord.__table__).append(db.engine(durable=False), app.extensions["leadform.wal_sync"],
+                                                  {**row, "id": "a" * 32})
+        with db.engine().begin() as conn:
+            conn.execute(insert(ConsentRecord.__table__), {**row, "id": "b" * 32})
+    database = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        stored = dict(conn.execute("SELECT id, created_at || ' ' || choices FROM consent_records").fetchall())
+    assert stored["a" * 32] == stored["b" * 32] == '2026-01-01 12:00:00.000000 {"necessary": true}'
+
+
+def test_a_database_that_cannot_be_opened_answers_503_and_recovers(make_app, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    app = make_app(DATABASE_URL=f"sqlite:///{folder / 'leadform.sqlite3'}")
+    client = app.test_client()
+    assert client.post("/api/consent", json=example_payload()).status_code == 201
+    with app.app_context():
+        db.engine(durable=False).dispose()  # a new worker: no connection open yet
+    folder.rename(tmp_path / "elsewhere")  # an unmounted volume, say
+    try:
+        response = client.post("/api/consent", json=example_payload())
+        assert response.status_code == 503
+    finally:
+        (tmp_path / "elsewhere").rename(folder)
+    assert client.post("/api/consent", json=example_payload()).status_code == 201
