@@ -5,9 +5,9 @@ one waited for an fsync of the WAL (about 0.8 ms on this disk) while holding the
 write lock, and the route reached a third of a trivial route's throughput. Here a record goes
 in on the quick engine (db.py: synchronous=NORMAL), so its commit survives the app crashing at
 once and a power cut once the WAL is synced. `WalSync` makes that happen within `SYNC_DELAY`
-seconds: a background thread fsyncs the WAL file itself (a checkpoint would sync it only when it
-can copy pages, which an open reader, such as `db backup`, can prevent), then checkpoints it so it
-does not grow. Leads, messages and the outbox never take this path.
+seconds: a background thread checkpoints the WAL, which syncs it before copying, and fsyncs the
+WAL file itself when an open reader (such as `db backup`) kept the checkpoint from copying it all.
+Leads, messages and the outbox never take this path.
 
 The INSERT is compiled by SQLAlchemy from the table once and run as its own statement on the
 pool's DBAPI connection (write_lock.LockingConnection.execute_alone): one call into SQLite
@@ -61,25 +61,28 @@ class WalSync:
         self._due.set()
 
     def sync_now(self) -> None:
-        """fsync the WAL file, so every commit so far is on disk, then checkpoint it (PASSIVE: no
-        writer waits) to keep it short. SQLite locks the database and -shm files, never the WAL, so
-        opening and closing it here cannot drop a lock SQLite holds."""
+        """Checkpoint the WAL (PASSIVE: no writer waits). With synchronous=NORMAL SQLite syncs the WAL
+        before it copies a page, so a checkpoint that copied every frame leaves all commits on disk.
+        An open reader (`db backup` copying the file) can stop it from copying, and from syncing:
+        then the WAL file itself is fsynced. SQLite locks the database and -shm files, never the
+        WAL, so opening and closing it here cannot drop a lock SQLite holds."""
         try:
-            try:
-                fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                pass  # the last connection closed: SQLite checkpointed, synced and removed it
-            else:
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            self.syncs += 1
             pooled = self.engine.raw_connection()
             try:
-                pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                busy, frames, copied = pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             finally:
                 pooled.close()
+            if busy or copied < frames:
+                try:
+                    fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    pass  # the last connection closed: SQLite checkpointed, synced and removed it
+                else:
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            self.syncs += 1
         except Exception as exc:  # noqa: BLE001 - the next commit asks again; the app must go on
             log.warning("WAL sync failed error=%s", type(exc).__name__)
 
