@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError
 
-from leadform.write_lock import RECONNECT_ON
+from leadform.write_lock import leaves_connection_unusable
 
 log = logging.getLogger("leadform.db")
 
@@ -131,8 +131,7 @@ class AppendLog:
             try:
                 pooled.dbapi_connection.execute_alone(sql, params)
             except dbapi_error as exc:
-                # A connection that met a read-only file or a full disk stays unusable (RECONNECT_ON).
-                broken = any(word in str(exc).lower() for word in RECONNECT_ON)
+                broken = leaves_connection_unusable(exc)  # a read-only file, a full disk
                 if broken:
                     pooled.invalidate(exc)
                 raise DBAPIError.instance(sql, params, exc, dbapi_error, connection_invalidated=broken,

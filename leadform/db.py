@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadform import append_log
-from leadform.write_lock import RECONNECT_ON, connection_class, for_database
+from leadform.write_lock import connection_class, for_database, leaves_connection_unusable
 
 BUSY_TIMEOUT_MS = 15000
 
@@ -73,7 +73,7 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
         def _drop_broken(context) -> None:
             # A connection opened while the file was read-only, or that hit a full disk,
             # stays unusable: treat it as disconnected so the pool opens a fresh one.
-            if any(word in str(context.original_exception).lower() for word in RECONNECT_ON):
+            if leaves_connection_unusable(context.original_exception):
                 context.is_disconnect = True
 
         return engine

@@ -27,6 +27,12 @@ log = logging.getLogger("leadform.db")
 RECONNECT_ON = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
+def leaves_connection_unusable(exc: BaseException) -> bool:
+    """Whether a SQLite error is one of RECONNECT_ON's: the connection must be dropped, not reused."""
+    message = str(exc).lower()
+    return any(word in message for word in RECONNECT_ON)
+
+
 class WriteLock:
     """A lock shared by the threads of this process (threading.Lock) and all processes (flock)."""
 
