@@ -75,11 +75,11 @@ def quick_excerpts() -> None:
         if memo is None or memo["source"] is not self.post.markdown:
             material_render(self, page, separator)
             EXCERPTS["whole"] += 1
-            whole = {"content": self.content, "toc_tokens": getattr(self.md, "toc_tokens", []), "more": self.more}
-            _convert_head(self, page, separator)
-            same = self.content == whole["content"]
-            self._quick_memo = {**whole, "source": self.post.markdown, "quick": same and whole["more"] is not None}
-            self.content, self.toc, self.more = whole["content"], get_toc(whole["toc_tokens"]), whole["more"]
+            content, toc_tokens = self.content, getattr(self.md, "toc_tokens", [])  # the whole post's
+            _convert_head(self, page, separator)  # sets only content: Material's toc and more stay
+            self._quick_memo = {"source": self.post.markdown, "toc_tokens": toc_tokens, "more": self.more,
+                                "quick": self.content == content and self.more is not None}
+            self.content = content
             return
         if not memo["quick"]:
             material_render(self, page, separator)
