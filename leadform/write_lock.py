@@ -103,14 +103,14 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
                 self._release()
                 raise
 
-        def execute_alone(self, sql: str, params: tuple) -> None:
-            """One statement as its own transaction (SQLite's autocommit), under the lock. One call
-            into SQLite instead of three (BEGIN, statement, COMMIT): each call lets go of the GIL and
-            must win it back from the worker's other threads, and under load that was most of the
-            cost of a consent insert."""
+        def execute_alone(self, sql: str, params: tuple = ()) -> tuple | None:
+            """One statement as its own transaction (SQLite's autocommit), under the lock; its first
+            row. One call into SQLite instead of three (BEGIN, statement, COMMIT): each call lets go
+            of the GIL and must win it back from the worker's other threads, and under load that was
+            most of the cost of a consent insert."""
             held = lock.acquire()
             try:
-                self.execute(sql, params)
+                return self.execute(sql, params).fetchone()
             finally:
                 if held:
                     lock.release()
