@@ -32,16 +32,20 @@ from leadform.write_lock import leaves_connection_unusable
 log = logging.getLogger("leadform.db")
 
 SYNC_DELAY = 1.0  # seconds: the most a power cut can take from the records of a running app
+# WAL frames (4 KB pages) above which a sync makes the WAL start over, pausing writers briefly (64 MB)
+RESTART_FRAMES = 16384
 IDLE_CHECK = 30.0  # seconds: how often an idle sync thread looks whether its app still exists
 
 
 class WalSync:
     """Syncs the quick engine's WAL to disk within SYNC_DELAY of a commit; one thread per process."""
 
-    def __init__(self, engine: Engine | None, wal: str = "", delay: float = SYNC_DELAY) -> None:
+    def __init__(self, engine: Engine | None, wal: str = "", delay: float = SYNC_DELAY,
+                 restart_frames: int = RESTART_FRAMES) -> None:
         self.engine = engine  # None: every commit is already durable, nothing to do
         self.wal = wal  # the WAL file of engine's database
         self.delay = delay
+        self.restart_frames = restart_frames
         self.syncs = 0
         self._due = threading.Event()
         self._guard = threading.Lock()
@@ -64,18 +68,21 @@ class WalSync:
         """Checkpoint the WAL. With synchronous=NORMAL SQLite syncs the WAL before it copies a page,
         so a checkpoint that copied every frame leaves all commits on disk.
 
-        Twice: first beside the writers (PASSIVE: nobody waits), which copies the bulk, then under the
-        write lock, which copies the few frames written meanwhile. Only a checkpoint that no commit
-        overtook lets the next writer start the WAL over from its beginning; under a steady stream of
-        commits the first alone never was, and the WAL grew by every record (200 MB in 10 s of
-        bench load). An open reader (`db backup` copying the file) can stop a checkpoint from copying,
-        and from syncing: then the WAL file itself is fsynced. SQLite locks the database and -shm
-        files, never the WAL, so opening and closing it here cannot drop a lock SQLite holds."""
+        The checkpoint runs beside the writers (PASSIVE: nobody waits). Only a checkpoint that no
+        commit overtook lets the next writer start the WAL over from its beginning, and under a steady
+        stream of commits none is: the WAL grew by every record (200 MB in 10 s of bench load). So
+        once the WAL holds more than `restart_frames`, a second checkpoint runs under the write lock:
+        it copies only the frames written during the first, and writers wait for it (5 to 15 ms).
+        An open reader (`db backup` copying the file) can stop a checkpoint from copying, and from
+        syncing: then the WAL file itself is fsynced. SQLite locks the database and -shm files, never
+        the WAL, so opening and closing it here cannot drop a lock SQLite holds."""
         try:
             pooled = self.engine.raw_connection()
             try:
-                pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                busy, frames, copied = pooled.dbapi_connection.execute_alone("PRAGMA wal_checkpoint(PASSIVE)")
+                connection = pooled.dbapi_connection
+                busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > self.restart_frames:
+                    busy, frames, copied = connection.execute_alone("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 pooled.close()
             if busy or copied < frames:
