@@ -32,8 +32,10 @@ from leadform.write_lock import leaves_connection_unusable
 log = logging.getLogger("leadform.db")
 
 SYNC_DELAY = 1.0  # seconds: the most a power cut can take from the records of a running app
-# WAL frames (4 KB pages) above which a sync makes the WAL start over, pausing writers briefly (64 MB)
-RESTART_FRAMES = 16384
+# Above this the sync makes the WAL start over, pausing writers briefly; the file is then cut back to it.
+WAL_LIMIT = 64 * 2**20  # bytes
+RESTART_FRAMES = WAL_LIMIT // 4096  # SQLite's default page size
+RESTART_WAIT = 0.1  # seconds the sync waits for the write lock before it leaves the restart for later
 IDLE_CHECK = 30.0  # seconds: how often an idle sync thread looks whether its app still exists
 
 
@@ -71,8 +73,10 @@ class WalSync:
         The checkpoint runs beside the writers (PASSIVE: nobody waits). Only a checkpoint that no
         commit overtook lets the next writer start the WAL over from its beginning, and under a steady
         stream of commits none is: the WAL grew by every record (200 MB in 10 s of bench load). So
-        once the WAL holds more than `restart_frames`, a second checkpoint runs under the write lock:
-        it copies only the frames written during the first, and writers wait for it (5 to 15 ms).
+        once the WAL holds more than `restart_frames`, all of them copied, a second checkpoint runs
+        under the write lock: it copies only the frames written during the first, and writers wait for
+        it (5 to 15 ms on this machine's disk). When the lock is not free within RESTART_WAIT (a long
+        transaction elsewhere), the restart waits for the next round; the sync itself never waits.
         An open reader (`db backup` copying the file) can stop a checkpoint from copying, and from
         syncing: then the WAL file itself is fsynced. SQLite locks the database and -shm files, never
         the WAL, so opening and closing it here cannot drop a lock SQLite holds."""
@@ -81,8 +85,10 @@ class WalSync:
             try:
                 connection = pooled.dbapi_connection
                 busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if frames > self.restart_frames:
-                    busy, frames, copied = connection.execute_alone("PRAGMA wal_checkpoint(PASSIVE)")
+                if not busy and copied == frames and frames > self.restart_frames:
+                    again = connection.execute_alone("PRAGMA wal_checkpoint(PASSIVE)", wait=RESTART_WAIT)
+                    if again is not None:
+                        busy, frames, copied = again
             finally:
                 pooled.close()
             if busy or copied < frames:

@@ -55,6 +55,8 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            # Both engines write to one WAL; whichever starts it over cuts the file back to this size.
+            cursor.execute(f"PRAGMA journal_size_limit = {append_log.WAL_LIMIT}")
             if not durable:
                 # Its WAL is checkpointed by append_log.WalSync's thread, not by whichever request's
                 # commit crosses 1000 pages, while holding the write lock.

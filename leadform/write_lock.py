@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 
 log = logging.getLogger("leadform.db")
 
@@ -44,22 +45,40 @@ class WriteLock:
         self._fd: int | None = None
         self._fd_pid: int | None = None
 
-    def acquire(self) -> bool:
-        """True when this thread now holds the lock; False to go ahead on SQLite's own locking."""
+    def acquire(self, wait: float | None = None) -> bool:
+        """True when this thread now holds the lock; False to go ahead on SQLite's own locking. With
+        `wait` (seconds), also False, quietly, when the lock was not free in time: for a caller that
+        can do without it, such as the WAL sync (append_log), which must never wait long."""
         if self._owner == threading.get_ident():
             return False
-        if not self._threads.acquire(timeout=self.timeout):
-            log.warning("database write lock not acquired within %.0f s; relying on SQLite's locking",
-                        self.timeout)
+        if not self._threads.acquire(timeout=self.timeout if wait is None else wait):
+            if wait is None:
+                log.warning("database write lock not acquired within %.0f s; relying on SQLite's locking",
+                            self.timeout)
             return False
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            if wait is None:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            elif not self._flock_within(wait):
+                self._threads.release()
+                return False
         except OSError as exc:
             self._threads.release()
             log.warning("database write lock file unusable path=%s error=%s", self.path, exc.strerror)
             return False
         self._owner = threading.get_ident()
         return True
+
+    def _flock_within(self, wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.001)
 
     def release(self) -> None:
         self._owner = None
@@ -103,12 +122,15 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
                 self._release()
                 raise
 
-        def execute_alone(self, sql: str, params: tuple = ()) -> tuple | None:
-            """One statement as its own transaction (SQLite's autocommit), under the lock; its first
-            row. One call into SQLite instead of three (BEGIN, statement, COMMIT): each call lets go
-            of the GIL and must win it back from the worker's other threads, and under load that was
-            most of the cost of a consent insert."""
-            held = lock.acquire()
+        def execute_alone(self, sql: str, params: tuple = (), wait: float | None = None) -> tuple | None:
+            """One statement as its own transaction (SQLite's autocommit), under the lock; its row, for a
+            statement that returns at most one. One call into SQLite instead of three (BEGIN, statement,
+            COMMIT): each call lets go of the GIL and must win it back from the worker's other threads,
+            and under load that was most of the cost of a consent insert. With `wait`, the statement
+            runs only under the lock: None, without running it, when the lock was not free in time."""
+            held = lock.acquire(wait)
+            if wait is not None and not held:
+                return None
             try:
                 return self.execute(sql, params).fetchone()
             finally:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -110,3 +113,24 @@ def test_a_writer_waits_for_another_process_and_goes_on_when_it_commits(app) -> 
         other.join(timeout=30)
     assert other.exitcode == 0
     assert page_views(app) == 2
+
+
+def test_a_short_wait_gives_up_quietly_and_leaves_the_lock_usable(tmp_path: Path, caplog) -> None:
+    """The WAL sync asks with a short wait: another process holding the lock (another open file on
+    the lock file, as another worker has) makes it give up in time, without a warning, and without
+    keeping this process's thread lock."""
+    path = tmp_path / "x-writelock"
+    lock = WriteLock(str(path), timeout=30)
+    other = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with caplog.at_level(logging.WARNING, logger="leadform.db"):
+            started = time.monotonic()
+            assert lock.acquire(wait=0.05) is False
+            assert time.monotonic() - started < 2
+        assert caplog.text == ""
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert lock.acquire(wait=0.05) is True  # the thread lock was given back
+        lock.release()
+    finally:
+        os.close(other)
