@@ -117,15 +117,17 @@ def session_token(url: str) -> tuple[dict, str]:
 
 
 def run_wrk(url: str, method: str, path: str, headers: dict[str, str], body: str, seconds: int,
-            connections: int) -> dict[str, Any]:
+            connections: int, master: int) -> dict[str, Any]:
     script = LUA.replace("BODY", lua_string(body)).replace("METHOD", lua_string(method)) \
         .replace("PATH", lua_string(path))
     header_lua = "{" + ",".join(f"[{lua_string(k)}]={lua_string(v)}" for k, v in headers.items()) + "}"
     script = script.replace("HEADERS", header_lua)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    cpu_before = worker_cpu(master)
     out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                           "-s", f.name, url], capture_output=True, text=True, check=True).stdout
+    cpu = worker_cpu(master) - cpu_before
     os.unlink(f.name)
     statuses = {int(k): v for k, v in json.loads(re.search(r"STATUSES (\{.*\})", out).group(1)).items()}
     p50, p99, worst = (int(x) for x in re.search(r"LATENCY (\d+) (\d+) (\d+)", out).groups())
@@ -133,6 +135,7 @@ def run_wrk(url: str, method: str, path: str, headers: dict[str, str], body: str
     errors = re.search(r"Socket errors: (.*)", out)
     in_flight = re.search(r"INFLIGHT (-?\d+)", out)
     return {"requests": int(total), "rps": int(total) / (float(duration) / 1e6), "p50_ms": p50 / 1000,
+            "cpu_ms": 1000 * cpu / int(total) if int(total) else 0.0,
             "p99_ms": p99 / 1000, "max_ms": worst / 1000, "statuses": statuses,
             "socket_errors": errors.group(1) if errors else "none",
             # sent when wrk's time was up, never answered to wrk (the server may still have stored them)
@@ -155,6 +158,20 @@ def worker_memory(master: int) -> list[dict[str, Any]]:
                         "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
                         "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)})
     return sorted(workers, key=lambda w: w["pid"])
+
+
+def worker_cpu(master: int) -> float:
+    """CPU seconds (user + system) the gunicorn workers have used so far, from /proc. Per request, it
+    shows what a flow costs the server, without the time spent waiting for a CPU."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == master:  # fields 14 and 15 of /proc/PID/stat: utime, stime
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def count(db: Path, table: str) -> int:
@@ -212,10 +229,10 @@ def bench(seconds: int = 20, workers: int = 2, threads: int | None = None, conne
             slices: dict[str, list[dict[str, Any]]] = {"trivial GET /api/health": [], **{name: [] for name in flows}}
             for n in range(rounds):
                 for name, (method, path, headers, body, ok, table) in flows.items():
-                    base = run_wrk(url, *trivial, per_slice, connections)
+                    base = run_wrk(url, *trivial, per_slice, connections, server.pid)
                     before = count(database, table)
                     result = run_wrk(url, method, path, headers, body.replace("{round}", str(n)), per_slice,
-                                     connections)
+                                     connections, server.pid)
                     time.sleep(0.5)
                     result.update(accepted=result["statuses"].get(ok, 0), stored=count(database, table) - before,
                                   ratio=result["rps"] / base["rps"] if base["rps"] else 0.0)
@@ -244,6 +261,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "p50_ms": statistics.median(r["p50_ms"] for r in runs),
                 "p99_ms": statistics.median(r["p99_ms"] for r in runs),
                 "p99_worst_slice_ms": max(r["p99_ms"] for r in runs),
+                "cpu_ms": statistics.median(r.get("cpu_ms", 0.0) for r in runs),
                 "max_ms": max(r["max_ms"] for r in runs),
                 "ratio": statistics.median(r.get("ratio", 1.0) for r in runs),
                 "ratio_slices": [round(r.get("ratio", 1.0), 3) for r in runs],
@@ -273,19 +291,23 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['threads']} threads (gthread), {result['connections']} concurrent clients (wrk), "
              f"{result['seconds']} s per flow in {rounds} slices, each right after a slice of the trivial route\n",
              "| Flow | req/s | ratio to trivial (median; per slice) | p50 ms | p99 ms (median; worst slice) | "
-             "accepted | stored | in flight at end | mail sent within (worst slice) | errors |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "worker CPU ms per request | accepted | stored | in flight at end | mail sent within (worst slice) | "
+             "errors |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, r in result["flows"].items():
         slices = "" if name.startswith("trivial") else \
             " (" + ", ".join(f"{x:.2f}" for x in r.get("ratio_slices", [])) + ")"
         lines.append(f"| {name} | {r['rps']:.0f} | {r['ratio']:.2f}{slices} | {r['p50_ms']:.1f} | "
                      f"{r['p99_ms']:.1f} ({r.get('p99_worst_slice_ms', r['p99_ms']):.1f}) | "
-                     f"{r.get('accepted', '-')} | {r.get('stored', '-')} | {r.get('in_flight_at_end', 0)} | "
-                     f"{_drain(r)} | {r['socket_errors']} |")
+                     f"{r.get('cpu_ms', 0.0):.2f} | {r.get('accepted', '-')} | {r.get('stored', '-')} | "
+                     f"{r.get('in_flight_at_end', 0)} | {_drain(r)} | {r['socket_errors']} |")
     lines += ["", "accepted = 2xx answers wrk received; stored = new rows; a request still in flight when wrk "
               "stopped may be stored without being counted as accepted, so stored = accepted + (at most) "
               "in flight is the no-loss condition. The mail a flow queued is sent (outbox drained) before the "
-              "next slice starts."]
+              "next slice starts. Worker CPU per request: the workers' user + system time during the slice "
+              "(their outbox threads included) over the requests answered, median over the slices. It leaves "
+              "out the time the workers waited for a CPU, so it moves less than req/s with what else this "
+              "shared machine runs."]
     memory = result.get("worker_memory") or []
     if memory:
         lines += ["", "Worker memory after the run (VmHWM = peak RSS): " + ", ".join(
