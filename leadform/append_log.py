@@ -75,7 +75,7 @@ class WalSync:
         stream of commits none is: the WAL grew by every record (200 MB in 10 s of bench load). So
         once the WAL holds more than `restart_frames`, all of them copied, a second checkpoint runs
         under the write lock: it copies only the frames written during the first, and writers wait for
-        it (5 to 15 ms on this machine's disk). When the lock is not free within RESTART_WAIT (a long
+        it (5 to 15 ms in the endpoint bench). When the lock is not free within RESTART_WAIT (a long
         transaction elsewhere), the restart waits for the next round; the sync itself never waits.
         An open reader (`db backup` copying the file) can stop a checkpoint from copying, and from
         syncing: then the WAL file itself is fsynced. SQLite locks the database and -shm files, never
