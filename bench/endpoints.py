@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,20 +143,27 @@ def run_wrk(url: str, method: str, path: str, headers: dict[str, str], body: str
             "in_flight_at_end": int(in_flight.group(1)) if in_flight else 0}
 
 
-def worker_memory(master: int) -> list[dict[str, Any]]:
-    """Peak and current resident memory (VmHWM, VmRSS) of each gunicorn worker, from /proc."""
-    workers = []
+def _workers(master: int) -> Iterator[tuple[Path, list[str]]]:
+    """Each gunicorn worker's /proc folder and the fields of its /proc/PID/stat after the command name
+    (fields[1] is field 4, the parent's pid)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != master:  # field 4 of /proc/PID/stat: the parent's pid
-                continue
-            status = dict(line.split(":", 1) for line in (stat.parent / "status").read_text().splitlines()
-                          if ":" in line)
+            if int(fields[1]) == master:
+                yield stat.parent, fields
         except (OSError, IndexError, ValueError):
             continue
-        workers.append({"pid": int(stat.parent.name),
-                        "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+
+
+def worker_memory(master: int) -> list[dict[str, Any]]:
+    """Peak and current resident memory (VmHWM, VmRSS) of each gunicorn worker, from /proc."""
+    workers = []
+    for proc, _fields in _workers(master):
+        try:
+            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        workers.append({"pid": int(proc.name), "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
                         "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)})
     return sorted(workers, key=lambda w: w["pid"])
 
@@ -163,14 +171,8 @@ def worker_memory(master: int) -> list[dict[str, Any]]:
 def worker_cpu(master: int) -> float:
     """CPU seconds (user + system) the gunicorn workers have used so far, from /proc. Per request, it
     shows what a flow costs the server, without the time spent waiting for a CPU."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == master:  # fields 14 and 15 of /proc/PID/stat: utime, stime
-            ticks += int(fields[11]) + int(fields[12])
+    # fields 14 and 15 of /proc/PID/stat: utime, stime
+    ticks = sum(int(fields[11]) + int(fields[12]) for _proc, fields in _workers(master))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
