@@ -30,6 +30,7 @@ class Defaults:
     OUTBOX_BACKOFF_SECONDS = 30            # doubles each attempt, capped at one hour
     OUTBOX_LEASE_SECONDS = 300             # a 'sending' row older than this was abandoned by a crash
     OUTBOX_THREAD = True                   # deliver after each commit in a background thread
+    OUTBOX_MAX_DEFER_SECONDS = 60          # under a burst of requests the thread waits for a gap, this long at most
     NOTIFY_COACH = True                    # mail the coach on each newly confirmed lead
     CONTACT_CONFIRMATION = True            # mail the visitor a short confirmation
     COACH_EMAIL: str | None = None         # default: coach.email from site_config

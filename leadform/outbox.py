@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+import time
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, up
 from sqlalchemy.orm import Session
 
 from leadform import db, mails
+from leadform.activity import RequestGauge
 from leadform.mail_backends import FileBackend, PermanentFailure, SMTPBackend, TemporaryFailure, from_config
 from leadform.models import OutboxMail, utcnow
 
@@ -109,7 +111,7 @@ def _finish(statement, mail_id: int, **values: object) -> None:
         conn.execute(statement, {"mail_id": mail_id, **values})
 
 
-PASS_SIZE = 100  # mails per pass (of the background thread: between two looks at its wake-up call)
+PASS_SIZE = 100  # mails per call of deliver_due, unless the caller asks for more (cron) or fewer (the thread)
 # Mails claimed per transaction. Their lease runs while the ones before them are sent, so a batch is
 # only worked on for half the lease: then the rest goes back to the queue and is claimed again with a
 # fresh lease, and no mail is sent after its lease ran out (another process may have taken it then).
@@ -195,10 +197,17 @@ def _fail(mail: Row, error: str, now: dt.datetime) -> None:
 # -- delivery after commit, in the background --------------------------------------------------------------
 
 class _Worker:
-    """One daemon thread per process that delivers after each commit and retries when due."""
+    """One daemon thread per process that delivers after each commit and retries when due.
 
-    def __init__(self, app: Flask) -> None:
+    It sends in the gaps between this process's requests (leadform/activity.py): a mail costs more
+    CPU than the request that queued it, so under a burst the visitors still waiting for an answer
+    come first. A mail waits for a gap at most OUTBOX_MAX_DEFER_SECONDS; after that the thread
+    sends without waiting until the queue is empty again. Between bursts a mail leaves within a
+    twentieth of a second after the request that queued it."""
+
+    def __init__(self, app: Flask, gauge: RequestGauge) -> None:
         self.app = app
+        self.gauge = gauge
         self.wake = threading.Event()
         self.pid: int | None = None
         self.lock = threading.Lock()
@@ -214,17 +223,24 @@ class _Worker:
         while True:
             self.wake.wait(timeout=float(self.app.config.get("OUTBOX_POLL_SECONDS", 30)))
             self.wake.clear()
+            deadline = time.monotonic() + float(self.app.config["OUTBOX_MAX_DEFER_SECONDS"])
             try:
                 with self.app.app_context():
-                    counts = deliver_due(PASS_SIZE)
-                if sum(counts.values()) >= PASS_SIZE:  # a burst left more: go on without waiting
-                    self.wake.set()
+                    while True:  # a batch at a time, each in a gap, until the queue is empty
+                        self.gauge.wait_for_gap(GAP, deadline)
+                        if sum(deliver_due(CLAIM_BATCH).values()) < CLAIM_BATCH:
+                            break
             except Exception:  # keep the thread alive; the cron command is the safety net
                 log.exception("outbox worker error")
 
 
+GAP = 0.01  # seconds without a request in progress that let the outbox thread send a batch
+
+
 def init_app(app: Flask) -> None:
-    app.extensions["leadform.outbox"] = _Worker(app)
+    gauge = RequestGauge(app.wsgi_app)
+    app.wsgi_app = gauge  # type: ignore[method-assign]
+    app.extensions["leadform.outbox"] = _Worker(app, gauge)
 
 
 def kick() -> None:

@@ -1,0 +1,96 @@
+"""The outbox thread sends in the gaps between requests, and never makes a mail wait too long.
+
+A request that stays in progress is a real checklist POST whose body arrives slowly: its stream
+blocks until the test lets it go, as a visitor's upload on a slow connection would.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+from conftest import smtp_config
+
+BODY = b"name=Traag&email=traag%40example.be&privacy=y"
+
+
+class SlowBody(io.BytesIO):
+    """A request body that arrives only when `arrive` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(BODY)
+        self.arrive = threading.Event()
+
+    def _wait(self) -> None:
+        assert self.arrive.wait(30), "the test never let the slow body arrive"
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._wait()
+        return super().read(size)
+
+    def readinto(self, buffer) -> int:
+        self._wait()
+        return super().readinto(buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._wait()
+        return super().readline(size)
+
+
+def slow_request(app) -> tuple[SlowBody, threading.Thread, list[int]]:
+    """A checklist POST in progress in another thread until its body arrives."""
+    body, statuses = SlowBody(), []
+
+    def post() -> None:
+        statuses.append(app.test_client().post(
+            "/api/checklists/teams", input_stream=body, content_length=len(BODY),
+            content_type="application/x-www-form-urlencoded").status_code)
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return body, thread, statuses
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_mail_waits_while_a_request_is_in_progress_and_leaves_right_after(make_app, smtp_server) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
+                   OUTBOX_MAX_DEFER_SECONDS=60, **smtp_config(smtp_server.port))
+    body, thread, statuses = slow_request(app)
+    time.sleep(0.2)  # the slow request is inside the app, waiting for its body
+    response = app.test_client().post("/api/checklists/teams",
+                                      data={"name": "Snel", "email": "snel@example.be", "privacy": "y"})
+    assert response.status_code == 303  # the visitor is answered at once
+    time.sleep(1.0)
+    assert smtp_server.messages == [], "the mail left while another request was still being answered"
+
+    body.arrive.set()
+    thread.join(10)
+    assert statuses == [303]
+    assert wait_for(lambda: len(smtp_server.messages) == 2, 10), "the mails did not leave after the requests"
+    assert sorted(rcpt[0] for rcpt, _ in smtp_server.messages) == ["snel@example.be", "traag@example.be"]
+
+
+def test_a_mail_never_waits_longer_than_the_bound(make_app, smtp_server) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
+                   OUTBOX_MAX_DEFER_SECONDS=0.5, **smtp_config(smtp_server.port))
+    body, thread, _ = slow_request(app)
+    time.sleep(0.2)
+    started = time.monotonic()
+    app.test_client().post("/api/checklists/teams", data={"name": "Snel", "email": "snel@example.be",
+                                                           "privacy": "y"})
+    try:
+        assert wait_for(lambda: len(smtp_server.messages) == 1, 10), "a busy process held the mail back for good"
+        assert time.monotonic() - started >= 0.5  # it did wait for a gap first
+        assert thread.is_alive()  # and left while the other request was still in progress
+    finally:
+        body.arrive.set()
+        thread.join(10)
