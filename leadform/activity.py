@@ -16,7 +16,9 @@ from typing import Any
 
 
 class RequestGauge:
-    """WSGI middleware that counts the requests in progress in this process."""
+    """WSGI middleware that counts the app's requests in progress in this process. A request counts
+    until the app returns its response; a body streamed after that (a PDF download) does not, nor
+    do the static files `make run` serves beside the app."""
 
     def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
         self.wsgi_app = wsgi_app

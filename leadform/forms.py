@@ -36,7 +36,7 @@ class PersonForm(FlaskForm):
     class Meta:
         # CSRFProtect (extensions.py) checks every POST's token before any view runs. The form's own
         # token field would check it again and sign a fresh token per request that no template uses
-        # (the pages pass `csrf_token` themselves): a tenth of a checklist request's CPU.
+        # (the pages pass `csrf_token` themselves): a sixth of a checklist request's CPU.
         csrf = False
 
     name = StringField("Je naam", filters=[strip], validators=[
