@@ -11,6 +11,7 @@ import threading
 import time
 
 from conftest import smtp_config
+from test_reliability import wait_until
 
 BODY = b"name=Traag&email=traag%40example.be&privacy=y"
 
@@ -54,15 +55,6 @@ def slow_request(app) -> tuple[SlowBody, threading.Thread, list[int]]:
     return body, thread, statuses
 
 
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_a_mail_waits_while_a_request_is_in_progress_and_leaves_right_after(make_app, smtp_server) -> None:
     app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
                    OUTBOX_MAX_DEFER_SECONDS=60, **smtp_config(smtp_server.port))
@@ -77,7 +69,7 @@ def test_a_mail_waits_while_a_request_is_in_progress_and_leaves_right_after(make
     body.arrive.set()
     thread.join(10)
     assert statuses == [303]
-    assert wait_for(lambda: len(smtp_server.messages) == 2, 10), "the mails did not leave after the requests"
+    wait_until(lambda: len(smtp_server.messages) == 2, 10, "the mails to leave after the requests")
     assert sorted(rcpt[0] for rcpt, _ in smtp_server.messages) == ["snel@example.be", "traag@example.be"]
 
 
@@ -91,7 +83,7 @@ def test_a_mail_never_waits_longer_than_the_bound(make_app, smtp_server) -> None
     try:
         time.sleep(0.5)
         assert smtp_server.messages == []  # it waits for a gap first
-        assert wait_for(lambda: len(smtp_server.messages) == 1, 10), "a busy process held the mail back for good"
+        wait_until(lambda: len(smtp_server.messages) == 1, 10, "the mail a busy process held back")
         assert thread.is_alive()  # and leaves while the other request is still in progress
     finally:
         body.arrive.set()
