@@ -9,8 +9,8 @@ seconds: a background thread checkpoints the WAL, which syncs it before copying,
 WAL file itself when an open reader (such as `db backup`) kept the checkpoint from copying it all.
 Leads, messages and the outbox never take this path.
 
-The INSERT is compiled by SQLAlchemy from the table once and run as its own statement on the
-pool's DBAPI connection (write_lock.LockingConnection.execute_alone): one call into SQLite
+The INSERT is compiled by SQLAlchemy from the table once (leadform/direct_sql.py) and run as its own
+statement on the pool's DBAPI connection (write_lock.LockingConnection.execute_alone): one call into SQLite
 instead of BEGIN, INSERT and COMMIT, each of which let go of the GIL and had to win it back.
 """
 
@@ -21,12 +21,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import DBAPIError
 
+from leadform import direct_sql
 from leadform.write_lock import leaves_connection_unusable
 
 log = logging.getLogger("leadform.db")
@@ -129,7 +130,6 @@ class AppendLog:
         self.table = table
         # Column defaults are SQLAlchemy's to apply, and this path skips it: a row names these itself.
         self.required = frozenset(c.name for c in table.c if c.default is not None or not c.nullable)
-        self._prepared: dict[tuple[str, str], tuple[str, list[tuple[str, Callable | None]]]] = {}
 
     def append(self, engine: Engine, sync: WalSync, row: Mapping[str, Any]) -> None:
         """Store `row` (raises SQLAlchemy's DBAPIError when the database refuses it)."""
@@ -146,7 +146,7 @@ class AppendLog:
                 conn.execute(self.statement, dict(row))
             return
         try:
-            sql, params = self._bind(engine, row)
+            sql, params = direct_sql.bind(self.statement, engine.dialect, row)
             try:
                 pooled.dbapi_connection.execute_alone(sql, params)
             except dbapi_error as exc:
@@ -158,17 +158,3 @@ class AppendLog:
         finally:
             pooled.close()
         sync.soon()
-
-    def _bind(self, engine: Engine, row: Mapping[str, Any]) -> tuple[str, tuple]:
-        """The SQL and its parameters, converted as SQLAlchemy converts them for this dialect (JSON to
-        text, DateTime to SQLite's "YYYY-MM-DD HH:MM:SS.ffffff")."""
-        key = (engine.dialect.name, engine.dialect.driver)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            dialect = engine.dialect
-            compiled = self.statement.compile(dialect=dialect)
-            prepared = (str(compiled), [(name, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                                        for name in compiled.positiontup])
-            self._prepared[key] = prepared
-        sql, columns = prepared
-        return sql, tuple(convert(row.get(name)) if convert else row.get(name) for name, convert in columns)

@@ -12,7 +12,7 @@ from flask import Blueprint, abort, redirect, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadform import db, lead_store, links, mails, outbox
+from leadform import db, direct_sql, lead_store, links, mails, outbox
 from leadform.extensions import per_email, per_ip
 from leadform.form_input import form_post
 from leadform.forms import ChecklistForm
@@ -66,10 +66,10 @@ def request_checklist(slug: str):
         return form_page(form, checklist, 400)
     secret, mail = link_mail(Lead(name=form.name.data, email=form.email.data), checklist)
     try:
-        with db.engine().begin() as conn:
-            lead_id, is_new, newsletter = lead_store.save_lead(conn, slug, form.email.data, form.name.data,
+        with direct_sql.transaction(db.engine()) as tx:
+            lead_id, is_new, newsletter = lead_store.save_lead(tx, slug, form.email.data, form.name.data,
                                                                bool(form.newsletter.data))
-            queued = lead_store.queue_link(conn, lead_id, form.email.data, newsletter, secret, mail)
+            queued = lead_store.queue_link(tx, lead_id, form.email.data, newsletter, secret, mail)
     except SQLAlchemyError as exc:
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return form_page(form, checklist, 503, notice=UNAVAILABLE)

@@ -12,11 +12,11 @@ from flask import Blueprint, redirect
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadform import db, mails, outbox
+from leadform import db, direct_sql, mails, outbox
 from leadform.extensions import per_email, per_ip
 from leadform.form_input import form_post
 from leadform.forms import SUBJECTS, ContactForm
-from leadform.models import ContactMessage
+from leadform.models import ContactMessage, utcnow
 from leadform.pages import render_page
 from leadform.timing import issue_started, seconds_since
 from site_config import load_settings
@@ -24,7 +24,8 @@ from site_config import load_settings
 bp = Blueprint("contact", __name__)
 log = logging.getLogger("leadform.contact")
 THANK_YOU = "/contact/bedankt/"
-INSERT_MESSAGE = insert(ContactMessage.__table__)  # Core: this runs inside the database's write lock
+# Core, run on the DBAPI connection (leadform/direct_sql.py): this runs inside the database's write lock
+INSERT_MESSAGE = insert(ContactMessage.__table__).returning(ContactMessage.id)
 FIELDS = ("name", "email", "phone", "subject", "message")
 UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets verloren: je bericht staat "
                "hieronder nog ingevuld. Probeer het later opnieuw.")
@@ -74,12 +75,12 @@ def contact():
     to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])  # composed before the lock
     confirmation = mails.contact_confirmation(message)
     try:
-        with db.engine().begin() as conn:
-            message_id = conn.execute(INSERT_MESSAGE, {column: getattr(message, column) for column in FIELDS}) \
-                .inserted_primary_key[0]
+        with direct_sql.transaction(db.engine()) as tx:
+            row = {column: getattr(message, column) for column in FIELDS}
+            message_id = tx.execute(INSERT_MESSAGE, {**row, "created_at": utcnow()}).scalar()
             for mail in (to_coach, confirmation):
                 if mail:
-                    outbox.queue(conn, mail)
+                    outbox.queue(tx, mail)
     except SQLAlchemyError as exc:
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)

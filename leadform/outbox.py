@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from leadform import db, mails
+from leadform import db, direct_sql, mails
 from leadform.activity import RequestGauge
 from leadform.mail_backends import FileBackend, PermanentFailure, SMTPBackend, TemporaryFailure, from_config
 from leadform.models import OutboxMail, utcnow
@@ -33,17 +33,19 @@ MAX_BACKOFF = 3600
 
 
 INSERT_MAIL = insert(OutboxMail.__table__)  # Core: the ORM's unit of work cost more than the row
+# Where a mail can be queued: an ORM session, a Core connection or a request's direct_sql transaction.
+Target = Session | Connection | direct_sql.Transaction
 
 
-def queue(target: Session | Connection, mail: mails.Mail, lead_id: int | None = None,
-          due_at: dt.datetime | None = None) -> None:
+def queue(target: Target, mail: mails.Mail, lead_id: int | None = None, due_at: dt.datetime | None = None) -> None:
     """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits.
     `due_at` (default: now) lets a delivery pass queue a mail it will still send itself."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
+    now = utcnow()
     target.execute(INSERT_MAIL, {"kind": mail.kind, "to_addr": mail.to, "subject": mail.subject,
                                  "body_text": mail.text, "body_html": mail.html, "headers": mail.headers,
-                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id,
-                                 "next_attempt_at": due_at or utcnow()})
+                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id, "created_at": now,
+                                 "status": "queued", "attempts": 0, "next_attempt_at": due_at or now})
 
 
 def build_message(mail: Row, sender: str) -> EmailMessage:

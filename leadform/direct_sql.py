@@ -1,0 +1,136 @@
+"""Core statements run straight on the pool's DBAPI connection, for the writes at request rate.
+
+Why: under gunicorn, SQLAlchemy's per-call execution layer (execution context, parameter
+processing, Result objects, events) cost a checklist request more CPU than its five statements
+themselves: about 0.5 of its 2.1 ms (bench/endpoints.py; the issue asks for a quarter of a trivial
+route's throughput). The statements are still written with Core and compiled by the engine's
+dialect, once each; only that per-call layer is skipped. A transaction begins as db.py's do (BEGIN
+IMMEDIATE under the write lock on SQLite), and a DBAPI error comes out as SQLAlchemy's DBAPIError,
+so callers handle a failure as they would with Core.
+
+Column defaults are SQLAlchemy's to apply, and this path skips them: a statement's parameters
+name every value it stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, Insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
+
+from leadform.write_lock import leaves_connection_unusable
+
+
+class Prepared(NamedTuple):
+    sql: str
+    positional: bool
+    # Per parameter, in the SQL's order: its name, the dialect's converter (JSON to text, DateTime to
+    # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff") and, for a value written into the statement, that value.
+    binds: tuple[tuple[str, Callable[[Any], Any] | None, Any, bool], ...]
+
+
+_PREPARED: dict[tuple[int, str, str, tuple[str, ...]], tuple[Executable, Prepared]] = {}
+
+
+def prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...] = ()) -> Prepared:
+    """`statement` compiled for `dialect`, once; an INSERT for the columns named by `keys`."""
+    cache_key = (id(statement), dialect.name, dialect.driver, keys)
+    cached = _PREPARED.get(cache_key)
+    if cached is not None:
+        return cached[1]
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
+    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    binds = []
+    for name in names:
+        bind = compiled.binds[name]
+        if bind.expanding:
+            raise ValueError(f"direct_sql does not expand IN lists ({name})")
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append((name, convert, None if bind.required else bind.effective_value, bind.required))
+    prepared = Prepared(str(compiled), compiled.positional, tuple(binds))
+    _PREPARED[cache_key] = (statement, prepared)  # the statement stays alive, so its id is not reused
+    return prepared
+
+
+def bind(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, tuple | dict]:
+    """The SQL and the DBAPI parameters for `params`, converted as SQLAlchemy converts them."""
+    prepared = prepare(statement, dialect, tuple(sorted(params)) if isinstance(statement, Insert) else ())
+    values = []
+    for name, convert, literal, required in prepared.binds:
+        if name in params:
+            value = params[name]
+        elif required:
+            raise KeyError(f"no value for the parameter {name!r}")
+        else:
+            value = literal
+        values.append(convert(value) if convert else value)
+    if prepared.positional:
+        return prepared.sql, tuple(values)
+    return prepared.sql, {name: value for (name, *_), value in zip(prepared.binds, values, strict=True)}
+
+
+class Rows:
+    """What a statement returned: only the two readings the request paths need."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def first(self) -> tuple | None:
+        return self.cursor.fetchone()
+
+    def scalar(self) -> Any:
+        row = self.cursor.fetchone()
+        return None if row is None else row[0]
+
+
+class Transaction:
+    """An open transaction on a DBAPI connection; `execute` mirrors Connection.execute for Core
+    statements whose results are read with `first()` or `scalar()`."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Rows:
+        self.cursor.execute(*bind(statement, self.dialect, params or {}))
+        return Rows(self.cursor)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Transaction]:
+    """One transaction, committed when the block ends without an exception. Otherwise the pool rolls
+    it back as it takes the connection back (its reset on return), which also frees the write lock."""
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()
+    except dbapi_error as exc:  # cannot open the file (folder gone, out of descriptors): as Core says it
+        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=dialect) from exc
+    try:
+        connection = pooled.dbapi_connection
+        try:
+            _begin(connection, dialect)
+            yield Transaction(connection.cursor(), dialect)
+            connection.commit()
+        except dbapi_error as exc:
+            broken = leaves_connection_unusable(exc)  # a read-only file, a full disk: the pool drops it
+            if broken:
+                pooled.invalidate(exc)
+            raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=broken,
+                                      dialect=dialect) from exc
+    finally:
+        pooled.close()
+
+
+def _begin(connection: Any, dialect: Dialect) -> None:
+    """As db.py's engines begin: on SQLite BEGIN IMMEDIATE, under the write lock where there is one;
+    other databases' drivers open the transaction with the first statement."""
+    if hasattr(connection, "begin_immediate"):
+        connection.begin_immediate()
+    elif dialect.name == "sqlite":
+        connection.execute("BEGIN IMMEDIATE")
