@@ -64,11 +64,21 @@ def _outbox_of(s: Session, email: str, lead_ids: list[int]) -> dict[int, OutboxM
         texts = [mail.body_text or "", mail.body_html or "", *map(str, (mail.headers or {}).values())]
         if any(pattern.search(text) for text in texts):
             found[mail.id] = mail
-    # Reply-To alone (a body already blanked by the purge) still names the person.
+    # Reply-To alone (a body already blanked by the purge) still names the person, and so does the
+    # context of a mail not sent yet (its bodies are rendered from it at delivery).
     for mail in s.scalars(select(OutboxMail).where(OutboxMail.kind.in_(ABOUT_KINDS))):
-        if any(pattern.search(str(v)) for v in (mail.headers or {}).values()):
+        if any(pattern.search(str(v)) for v in (*(mail.headers or {}).values(), *_strings(mail.context))):
             found[mail.id] = mail
     return dict(sorted(found.items()))
+
+
+def _strings(value: object) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [value] if isinstance(value, str) else []
 
 
 def _plain(value: object) -> object:
@@ -174,11 +184,12 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
         "outbox_deleted": deleted_mail,
         "outbox_bodies_blanked": list(s.scalars(select(OutboxMail.id).where(
             OutboxMail.status == "sent", OutboxMail.sent_at < body_cutoff, OutboxMail.id.not_in(deleted_mail),
-            or_(OutboxMail.body_text.is_not(None), OutboxMail.body_html.is_not(None))))),
+            or_(OutboxMail.body_text.is_not(None), OutboxMail.body_html.is_not(None),
+                OutboxMail.context.is_not(None))))),
     }
     s.execute(delete(OutboxMail).where(OutboxMail.id.in_(deleted_mail)))
     s.execute(update(OutboxMail).where(OutboxMail.id.in_(purged["outbox_bodies_blanked"]))
-              .values(body_text=None, body_html=None, headers={}))
+              .values(body_text=None, body_html=None, context=None, headers={}))
     s.execute(delete(Download).where(Download.id.in_(purged["downloads"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))

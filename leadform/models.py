@@ -116,6 +116,9 @@ class OutboxMail(Base):
     kind: Mapped[str] = mapped_column(String(40))
     to_addr: Mapped[str] = mapped_column(String(254), index=True)
     subject: Mapped[str] = mapped_column(String(200))
+    # What the templates need, written by the request; the bodies are rendered from it at delivery and
+    # kept in place of it once sent (leadform/mails.py). Rows queued before 0004 carry bodies only.
+    context: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     headers: Mapped[dict] = mapped_column(JSON, default=dict)  # Reply-To, List-Unsubscribe

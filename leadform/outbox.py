@@ -43,12 +43,19 @@ def queue(target: Target, mail: mails.Mail, lead_id: int | None = None, due_at: 
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
     now = utcnow()
     target.execute(INSERT_MAIL, {"kind": mail.kind, "to_addr": mail.to, "subject": mail.subject,
-                                 "body_text": mail.text, "body_html": mail.html, "headers": mail.headers,
+                                 "context": mail.context, "headers": mail.headers,
                                  "message_id": make_msgid(domain=domain), "lead_id": lead_id, "created_at": now,
                                  "status": "queued", "attempts": 0, "next_attempt_at": due_at or now})
 
 
-def build_message(mail: Row, sender: str) -> EmailMessage:
+def bodies(mail: Row) -> tuple[str, str | None]:
+    """A mail's text and HTML: rendered from its context, or as stored (sent, or queued before 0004)."""
+    if mail.context is not None:
+        return mails.render(mail.kind, mail.context)
+    return mail.body_text or "", mail.body_html
+
+
+def build_message(mail: Row, sender: str, text: str, html: str | None) -> EmailMessage:
     """The MIME message; EmailMessage refuses CR/LF in any header, so nothing can be injected."""
     message = EmailMessage()
     message["From"] = sender
@@ -58,9 +65,9 @@ def build_message(mail: Row, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(mail.created_at.replace(tzinfo=dt.UTC))
     for name, value in (mail.headers or {}).items():
         message[name] = value
-    message.set_content(mail.body_text or "")
-    if mail.body_html:
-        message.add_alternative(mail.body_html, subtype="html")
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
     return message
 
 
@@ -97,7 +104,10 @@ def _claim(now: dt.datetime, size: int) -> list[Row]:
 
 
 _CLAIMED = (OutboxMail.id == bindparam("mail_id")) & (OutboxMail.status == "sending")
-MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bindparam("at"), last_error=None)
+# A sent mail keeps what it said, as the retention purge expects, in place of its context.
+MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bindparam("at"), last_error=None,
+                                                     body_text=bindparam("text"), body_html=bindparam("html"),
+                                                     context=None)
 DEFER = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
                                                  last_error=bindparam("error"))
 MARK_FAILED = update(OutboxMail).where(_CLAIMED).values(status="failed", last_error=bindparam("error"))
@@ -159,7 +169,8 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
     """Send one claimed mail and record the outcome in its own transaction: after a crash at most
     this one mail is sent twice, never one lost."""
     try:
-        backend.send(build_message(mail, config["MAIL_FROM"]), mail.id)
+        text, html = bodies(mail)
+        backend.send(build_message(mail, config["MAIL_FROM"], text, html), mail.id)
     except PermanentFailure as exc:
         _fail(mail, str(exc), now)
         return "failed"
@@ -173,7 +184,7 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
         log.warning("mail deferred outbox_id=%s attempt=%s retry_in=%ss reason=%s",
                     mail.id, mail.attempts, delay, reason)
         return "retry"
-    _finish(MARK_SENT, mail.id, at=utcnow())
+    _finish(MARK_SENT, mail.id, at=utcnow(), text=text, html=html)
     return "sent"
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from leadform import db, direct_sql, lead_store, mails, outbox
 from leadform.models import Download, Lead, utcnow
 
-MAIL = mails.Mail(kind="checklist_link", to="an@example.be", subject="Je checklist", text="Dag An",
-                  html="<p>Dag An</p>", headers={"List-Unsubscribe": "<mailto:coach@example.be>"})
+MAIL = mails.Mail("contact_confirmation", "an@example.be", "Ontvangen", {"message": {"name": "An"}},
+                  headers={"List-Unsubscribe": "<mailto:coach@example.be>"})
 
 
 def raw_rows(app, sql: str) -> list[tuple]:
@@ -38,10 +38,10 @@ def test_rows_written_directly_are_stored_exactly_as_core_stores_them(app) -> No
             outbox.queue(s, MAIL, lead_id=lead_id)
     core, direct = raw_rows(app, "SELECT created_at, updated_at, newsletter_requested, email FROM leads ORDER BY id")
     assert core[:3] == direct[:3] == ("2026-11-27 09:00:00.000000", "2026-11-27 09:00:00.000000", 1)
-    by_direct, by_session = raw_rows(app, "SELECT headers, body_html, status, attempts, lead_id FROM outbox "
-                                          "ORDER BY id")
-    assert by_direct == by_session == ('{"List-Unsubscribe": "<mailto:coach@example.be>"}', "<p>Dag An</p>",
-                                       "queued", 0, lead_id)
+    by_direct, by_session = raw_rows(app, "SELECT headers, context, body_html, status, attempts, lead_id "
+                                          "FROM outbox ORDER BY id")
+    assert by_direct == by_session == ('{"List-Unsubscribe": "<mailto:coach@example.be>"}',
+                                       '{"message": {"name": "An"}}', None, "queued", 0, lead_id)
 
 
 def test_a_transaction_that_fails_halfway_leaves_nothing_and_frees_the_write_lock(app) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import smtp_config
 from sqlalchemy import func, select, update
+from test_checklist_flow import link_in
 from test_reliability import ROOT
 
 from leadform import db, outbox
@@ -61,7 +62,7 @@ def link_for(app, lead_email: str, slug: str) -> str:
     with app.app_context(), db.transaction() as s:
         lead = s.scalars(select(Lead).where(Lead.email == lead_email, Lead.checklist == slug)).one()
         mail = s.scalars(select(OutboxMail).where(OutboxMail.lead_id == lead.id)).first()
-        return LINK.search(mail.body_text).group(1)
+    return link_in(app, mail)
 
 
 @pytest.fixture
@@ -262,3 +263,18 @@ def test_privacy_page_states_the_periods_the_purge_uses() -> None:
     for expected in (f"{keep.unconfirmed_lead_days} dagen", f"{keep.contact_message_years} jaar",
                      f"{keep.delivered_mail_body_days} dagen", f"{keep.consent_record_years} jaar"):
         assert expected in table
+
+
+def test_erase_finds_a_mail_about_the_person_that_is_not_sent_yet(make_app) -> None:
+    """A queued notice to the coach names the person only in its context: it is rendered at delivery."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    client.post("/api/checklists/teams", data={"name": "An Peeters", "email": TARGET, "privacy": "y"})
+    assert client.get(f"/download/{link_for(app, TARGET, 'teams')}").status_code == 200
+    with app.app_context(), db.transaction() as s:
+        notice = s.scalars(select(OutboxMail).where(OutboxMail.kind == "coach_new_lead")).one()
+        assert notice.status == "queued" and notice.lead_id is None and notice.body_text is None
+        assert notice.context["lead"]["email"] == TARGET
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert not WHOLE_TARGET.search(dump(app))

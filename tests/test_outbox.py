@@ -16,8 +16,9 @@ from leadform.models import OutboxMail, utcnow
 def queue(app, count: int) -> None:
     with app.app_context(), db.transaction() as s:
         for n in range(count):
-            outbox.queue(s, mails.Mail(kind="checklist_link", to=f"lead{n}@example.be", subject="Je checklist",
-                                       text=f"mail {n}"))
+            outbox.queue(s, mails.Mail("checklist_link", f"lead{n}@example.be", "Je checklist", {
+                "lead": {"name": f"Lead {n}"}, "checklist": "teams", "link": f"http://site.test/download/{n}",
+                "days": 14}))
 
 
 def rows(app) -> list[OutboxMail]:
@@ -101,3 +102,30 @@ def test_a_failure_report_leaves_in_the_pass_that_found_the_failure(make_app, sm
     assert deliver(app) == {"sent": 1, "retry": 0, "failed": 1}
     assert [m.kind for m in rows(app)] == ["checklist_link", "coach_mail_failed"]
     assert "kon niet verstuurd worden" in smtp_server.messages[-1][1]["Subject"]
+
+
+def test_a_mail_is_rendered_when_it_is_sent_and_then_keeps_what_it_said(make_app, smtp_server) -> None:
+    """The request stores the facts (leadform/mails.py); the bodies exist from delivery on, for the
+    coach's records and the retention purge, in place of those facts."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 1)
+    [queued] = rows(app)
+    assert queued.body_text is None and queued.context["lead"] == {"name": "Lead 0"}
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
+    [(_rcpt, message)] = smtp_server.messages
+    text = message.get_body(("plain",)).get_content()
+    assert "Dag Lead 0," in text and "http://site.test/download/0" in text and "14 dagen" in text
+    assert "CHECKLIST TEAMS" in message.get_body(("html",)).get_content()
+    [sent] = rows(app)
+    assert sent.context is None and "Dag Lead 0," in sent.body_text and "Dag Lead 0" in sent.body_html
+
+
+def test_a_mail_queued_before_the_upgrade_goes_out_with_the_bodies_it_was_stored_with(make_app, smtp_server) -> None:
+    app = make_app(**smtp_config(smtp_server.port))
+    with app.app_context(), db.transaction() as s:
+        s.execute(outbox.INSERT_MAIL, {"kind": "checklist_link", "to_addr": "old@example.be", "subject": "Je checklist",
+                                       "body_text": "Een tekst van voor de upgrade.", "headers": {},
+                                       "message_id": "<old@voorbeeld-coaching.be>"})
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
+    [(rcpt, message)] = smtp_server.messages
+    assert rcpt == ["old@example.be"] and message.get_content().strip() == "Een tekst van voor de upgrade."
