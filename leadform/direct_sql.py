@@ -34,26 +34,28 @@ class Prepared(NamedTuple):
     binds: tuple[tuple[str, Callable[[Any], Any] | None, Any, bool], ...]
 
 
-_PREPARED: dict[tuple[int, str, str, tuple[str, ...]], tuple[Executable, Prepared]] = {}
+_PREPARED: dict[tuple[int, int, tuple[str, ...]], tuple[Executable, Dialect, Prepared]] = {}
 
 
 def prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...] = ()) -> Prepared:
     """`statement` compiled for `dialect`, once; an INSERT for the columns named by `keys`."""
-    cache_key = (id(statement), dialect.name, dialect.driver, keys)
+    cache_key = (id(statement), id(dialect), keys)
     cached = _PREPARED.get(cache_key)
     if cached is not None:
-        return cached[1]
+        return cached[2]
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
-    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
     binds = []
-    for name in names:
-        bind = compiled.binds[name]
-        if bind.expanding:
-            raise ValueError(f"direct_sql does not expand IN lists ({name})")
+    for name in compiled.positiontup if compiled.positional else by_name:
+        bind = by_name[name]
+        if bind.expanding or bind.literal_execute or bind.callable is not None:
+            raise ValueError(f"direct_sql takes plain parameters only, not {name!r} (an IN list, a literal "
+                             "rendered at execution or a value computed per call)")
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        binds.append((name, convert, None if bind.required else bind.effective_value, bind.required))
+        binds.append((name, convert, None if bind.required else bind.value, bind.required))
     prepared = Prepared(str(compiled), compiled.positional, tuple(binds))
-    _PREPARED[cache_key] = (statement, prepared)  # the statement stays alive, so its id is not reused
+    # The statement and the dialect stay alive with their entry, so their ids are never reused.
+    _PREPARED[cache_key] = (statement, dialect, prepared)
     return prepared
 
 
@@ -75,7 +77,8 @@ def bind(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> 
 
 
 class Rows:
-    """What a statement returned: only the two readings the request paths need."""
+    """What a statement returned: only the two readings the request paths need, as the DBAPI gives
+    them (no result conversion: on SQLite a Boolean comes back as 0 or 1, a DateTime as text)."""
 
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
@@ -89,8 +92,8 @@ class Rows:
 
 
 class Transaction:
-    """An open transaction on a DBAPI connection; `execute` mirrors Connection.execute for Core
-    statements whose results are read with `first()` or `scalar()`."""
+    """An open transaction on a DBAPI connection; `execute` takes a Core statement and its parameters
+    as Connection.execute does, and returns the rows for `first()` or `scalar()`."""
 
     def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self.cursor = cursor
@@ -118,7 +121,8 @@ def transaction(engine: Engine) -> Iterator[Transaction]:
             yield Transaction(connection.cursor(), dialect)
             connection.commit()
         except dbapi_error as exc:
-            broken = leaves_connection_unusable(exc)  # a read-only file, a full disk: the pool drops it
+            # A read-only file, a full disk, a lost server: the pool drops the connection.
+            broken = leaves_connection_unusable(exc) or dialect.is_disconnect(exc, connection, None)
             if broken:
                 pooled.invalidate(exc)
             raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=broken,

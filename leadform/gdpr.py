@@ -6,7 +6,8 @@ One implementation of each right, used by the CLI (`leads erase` is an alias of
 
 A person is found by e-mail address: their leads (and those leads' download
 links), consent records a form linked to the address, contact messages, mail to
-them, and mail to the coach about them (the address in the body or Reply-To).
+them, and mail to the coach about them (the address in the body or Reply-To, or in the
+context of a mail not sent yet, whose body is rendered from it at delivery).
 """
 
 from __future__ import annotations

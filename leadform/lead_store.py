@@ -3,8 +3,8 @@
 These run inside the database's write lock, so they are Core statements with bound parameters,
 built once at import: no ORM unit of work and no SQL expression built per request. The request
 runs them on the DBAPI connection (leadform/direct_sql.py); the rarer paths (a renewed link) on
-their ORM session. Everything else a request needs (the form, the token, the rendered mail) is
-done before the lock.
+their ORM session. Everything else a request needs (the form, the link's token) is
+done before the lock; the mail is rendered later, when the outbox sends it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def save_lead(target: Target, checklist: str, email: str, name: str, newsletter:
             "created_at": now, "updated_at": now, "request_count": 1}).scalar()
         return lead_id, True, newsletter
     lead_id, asked_before = row
-    newsletter = newsletter or asked_before
+    newsletter = newsletter or bool(asked_before)
     target.execute(UPDATE_LEAD, {"lead_id": lead_id, "name": name, "newsletter": newsletter, "now": now})
     return lead_id, False, newsletter
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flask import current_app, render_template
+from flask import current_app
+from jinja2 import StrictUndefined, TemplateError
 
 from site_config import Checklist, load_settings
 
@@ -39,15 +40,28 @@ TEMPLATES = {
 WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 
 
+class RenderError(Exception):
+    """A stored mail its templates cannot render (a checklist no longer in site_config, a field the
+    context lacks): sending it again would not help."""
+
+
 def render(kind: str, context: dict[str, Any]) -> tuple[str, str | None]:
-    """The text and HTML bodies of a mail of `kind`, from its stored context."""
+    """The text and HTML bodies of a mail of `kind`, from its stored context. A field missing from
+    the context is an error, not an empty line in a mail."""
     template, html = TEMPLATES[kind]
     settings = load_settings()
     variables = {**context, "settings": settings, "coach": settings.coach}
-    if "checklist" in context:
-        variables["checklist"] = settings.checklist(context["checklist"])
-    return (render_template(f"mail/{template}.txt", **variables),
-            render_template(f"mail/{template}.html", **variables) if html else None)
+    env = current_app.extensions.get("leadform.mail_templates")
+    if env is None:
+        env = current_app.extensions["leadform.mail_templates"] = current_app.jinja_env.overlay(
+            undefined=StrictUndefined)
+    try:
+        if "checklist" in context:
+            variables["checklist"] = settings.checklist(context["checklist"])
+        return (env.get_template(f"mail/{template}.txt").render(variables),
+                env.get_template(f"mail/{template}.html").render(variables) if html else None)
+    except (KeyError, TemplateError) as exc:
+        raise RenderError(f"cannot render {kind}: {type(exc).__name__}: {exc}") from exc
 
 
 def coach_address() -> str:

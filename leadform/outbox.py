@@ -171,7 +171,7 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
     try:
         text, html = bodies(mail)
         backend.send(build_message(mail, config["MAIL_FROM"], text, html), mail.id)
-    except PermanentFailure as exc:
+    except (PermanentFailure, mails.RenderError) as exc:
         _fail(mail, str(exc), now)
         return "failed"
     except Exception as exc:  # TemporaryFailure, or the unforeseen (a bug, a full disk): this one waits

@@ -56,8 +56,9 @@ def test_erase_removes_the_person_everywhere(client, app, runner) -> None:
     with app.app_context(), db.transaction() as s:
         assert s.scalars(select(Lead.email)).all() == ["b@example.be"]
         assert s.scalar(select(func.count()).select_from(ContactMessage)) == 0
-        assert all("a@example.be" not in (m.body_text or "") and m.to_addr != "a@example.be"
-                   for m in s.scalars(select(OutboxMail)))
+        left = [json.dumps([m.to_addr, m.body_text, m.body_html, m.context, m.headers])
+                for m in s.scalars(select(OutboxMail))]
+        assert left and all("a@example.be" not in mail for mail in left)
         assert s.scalar(select(func.count()).select_from(Download)) == 1
 
 

@@ -24,5 +24,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropping the column would throw away what every queued or failed mail says.
+    unsent = op.get_bind().execute(sa.text("SELECT count(*) FROM outbox WHERE context IS NOT NULL")).scalar()
+    if unsent:
+        raise RuntimeError(f"{unsent} mails are not sent yet and exist only as a context: send them first "
+                           "(flask --app leadform outbox send), then downgrade")
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_column('context')
