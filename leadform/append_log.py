@@ -25,10 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, Table, insert
-from sqlalchemy.exc import DBAPIError
 
 from leadform import direct_sql
-from leadform.write_lock import leaves_connection_unusable
 
 log = logging.getLogger("leadform.db")
 
@@ -128,33 +126,16 @@ class AppendLog:
     def __init__(self, table: Table) -> None:
         self.statement = insert(table)
         self.table = table
-        # Column defaults are SQLAlchemy's to apply, and this path skips it: a row names these itself.
-        self.required = frozenset(c.name for c in table.c if c.default is not None or not c.nullable)
 
     def append(self, engine: Engine, sync: WalSync, row: Mapping[str, Any]) -> None:
-        """Store `row` (raises SQLAlchemy's DBAPIError when the database refuses it)."""
-        if not self.required <= row.keys():
-            raise ValueError(f"{self.table.name} row without {sorted(self.required - row.keys())}")
-        dbapi_error = engine.dialect.loaded_dbapi.Error
-        try:
-            pooled = engine.raw_connection()
-        except dbapi_error as exc:  # cannot open the file (folder gone, out of descriptors): as Core says it
-            raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
-        if not hasattr(pooled.dbapi_connection, "execute_alone"):  # not a SQLite file: the plain Core way
-            pooled.close()
+        """Store `row` (raises SQLAlchemy's DBAPIError when the database refuses it). The row names every
+        column that has a default: this path skips SQLAlchemy's (leadform/direct_sql.py)."""
+        with direct_sql.pooled_connection(engine) as pooled:
+            execute_alone = getattr(pooled.dbapi_connection, "execute_alone", None)
+            if execute_alone is not None:
+                execute_alone(*direct_sql.bind(self.statement, engine.dialect, row))
+        if execute_alone is None:  # not a SQLite file: the plain Core way
             with engine.begin() as conn:
                 conn.execute(self.statement, dict(row))
             return
-        try:
-            sql, params = direct_sql.bind(self.statement, engine.dialect, row)
-            try:
-                pooled.dbapi_connection.execute_alone(sql, params)
-            except dbapi_error as exc:
-                broken = leaves_connection_unusable(exc)  # a read-only file, a full disk
-                if broken:
-                    pooled.invalidate(exc)
-                raise DBAPIError.instance(sql, params, exc, dbapi_error, connection_invalidated=broken,
-                                          dialect=engine.dialect) from exc
-        finally:
-            pooled.close()
         sync.soon()

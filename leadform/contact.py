@@ -72,7 +72,7 @@ def contact():
         return redirect(THANK_YOU, code=303)
     message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
                              subject=form.subject.data, message=form.message.data)
-    to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])  # composed before the lock
+    to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])
     confirmation = mails.contact_confirmation(message)
     try:
         with direct_sql.transaction(db.engine()) as tx:

@@ -8,8 +8,8 @@ dialect, once each; only that per-call layer is skipped. A transaction begins as
 IMMEDIATE under the write lock on SQLite), and a DBAPI error comes out as SQLAlchemy's DBAPIError,
 so callers handle a failure as they would with Core.
 
-Column defaults are SQLAlchemy's to apply, and this path skips them: a statement's parameters
-name every value it stores.
+Column defaults are SQLAlchemy's to apply, and this path skips them: an INSERT's parameters name
+every column that has one (or it is refused), and every other value it stores.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ def prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...] = ())
     cached = _PREPARED.get(cache_key)
     if cached is not None:
         return cached[2]
+    if isinstance(statement, Insert):
+        missing = _defaulted(statement.table) - set(keys)
+        if missing:
+            raise ValueError(f"{statement.table.name} row without {sorted(missing)}")
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
     binds = []
@@ -57,6 +61,13 @@ def prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...] = ())
     # The statement and the dialect stay alive with their entry, so their ids are never reused.
     _PREPARED[cache_key] = (statement, dialect, prepared)
     return prepared
+
+
+def _defaulted(table: Any) -> set[str]:
+    """The columns an INSERT here must name: those SQLAlchemy would fill from a default, and those
+    that cannot be empty (but a primary key the database numbers itself)."""
+    return {c.key for c in table.c
+            if c.default is not None or (not c.nullable and not c.primary_key and c.server_default is None)}
 
 
 def bind(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, tuple | dict]:
@@ -105,30 +116,37 @@ class Transaction:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Transaction]:
-    """One transaction, committed when the block ends without an exception. Otherwise the pool rolls
-    it back as it takes the connection back (its reset on return), which also frees the write lock."""
+def pooled_connection(engine: Engine) -> Iterator[Any]:
+    """The pool's connection (its DBAPI connection is `.dbapi_connection`), given back when the block
+    ends. A DBAPI error comes out as SQLAlchemy's DBAPIError, as Core raises it, and a connection that
+    a read-only file, a full disk or a lost server left unusable is dropped from the pool."""
     dialect = engine.dialect
     dbapi_error = dialect.loaded_dbapi.Error
     try:
         pooled = engine.raw_connection()
-    except dbapi_error as exc:  # cannot open the file (folder gone, out of descriptors): as Core says it
+    except dbapi_error as exc:  # cannot open the file (folder gone, out of descriptors)
         raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=dialect) from exc
     try:
-        connection = pooled.dbapi_connection
-        try:
-            _begin(connection, dialect)
-            yield Transaction(connection.cursor(), dialect)
-            connection.commit()
-        except dbapi_error as exc:
-            # A read-only file, a full disk, a lost server: the pool drops the connection.
-            broken = leaves_connection_unusable(exc) or dialect.is_disconnect(exc, connection, None)
-            if broken:
-                pooled.invalidate(exc)
-            raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=broken,
-                                      dialect=dialect) from exc
+        yield pooled
+    except dbapi_error as exc:
+        broken = leaves_connection_unusable(exc) or dialect.is_disconnect(exc, pooled.dbapi_connection, None)
+        if broken:
+            pooled.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=broken,
+                                  dialect=dialect) from exc
     finally:
         pooled.close()
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Transaction]:
+    """One transaction, committed when the block ends without an exception. Otherwise the pool rolls
+    it back as it takes the connection back (its reset on return), which also frees the write lock."""
+    with pooled_connection(engine) as pooled:
+        connection = pooled.dbapi_connection
+        _begin(connection, engine.dialect)
+        yield Transaction(connection.cursor(), engine.dialect)
+        connection.commit()
 
 
 def _begin(connection: Any, dialect: Dialect) -> None:

@@ -83,5 +83,9 @@ def test_a_value_left_out_or_bad_sql_fails_loudly(app) -> None:
     with app.app_context():
         with pytest.raises(KeyError, match="lead_id"), direct_sql.transaction(db.engine()) as tx:
             tx.execute(lead_store.UPDATE_LEAD, {"name": "An", "newsletter": False, "now": utcnow()})
+        with pytest.raises(ValueError, match="use_count"), direct_sql.transaction(db.engine()) as tx:
+            # SQLAlchemy would have filled use_count from its default; this path refuses instead.
+            tx.execute(lead_store.INSERT_DOWNLOAD, {"lead_id": 1, "token_hash": "h", "created_at": utcnow(),
+                                                    "expires_at": utcnow()})
         with pytest.raises(OperationalError, match="no such table"), direct_sql.transaction(db.engine()) as tx:
             tx.execute(text("SELECT id FROM no_such_table"))
