@@ -1,13 +1,14 @@
 """Append-only records at request rate (consent proof): one INSERT each, no fsync per commit.
 
-Why: the consent POST is the site's most frequent write. Committed with synchronous=FULL, each
-one waited for an fsync of the WAL (about 0.8 ms on this disk) while holding the database's one
-write lock, and the route reached a third of a trivial route's throughput. Here a record goes
-in on the quick engine (db.py: synchronous=NORMAL), so its commit survives the app crashing at
+Why: the consent POST is the site's most frequent write. Committed durably, each one waited for
+an fsync of the WAL (about 0.8 ms on this disk; then inside the database's one write lock), and the
+route reached a third of a trivial route's throughput. Here a record goes in on the quick engine
+(db.py: no sync after the commit), so its commit survives the app crashing at
 once and a power cut once the WAL is synced. `WalSync` makes that happen within `SYNC_DELAY`
 seconds: a background thread checkpoints the WAL, which syncs it before copying, and fsyncs the
 WAL file itself when an open reader (such as `db backup`) kept the checkpoint from copying it all.
-Leads, messages and the outbox never take this path.
+Leads, messages and the outbox never take this path: their commits sync the WAL before the caller
+goes on (db.py, leadform/wal_file.py).
 
 The INSERT is compiled by SQLAlchemy from the table once (leadform/direct_sql.py) and run as its own
 statement on the pool's DBAPI connection (write_lock.LockingConnection.execute_alone): one call into SQLite
@@ -26,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, insert
 
-from leadform import direct_sql
+from leadform import direct_sql, wal_file
 
 log = logging.getLogger("leadform.db")
 
@@ -91,15 +92,7 @@ class WalSync:
             finally:
                 pooled.close()
             if busy or copied < frames:
-                try:
-                    fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    pass  # the last connection closed: SQLite checkpointed, synced and removed it
-                else:
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                wal_file.sync(self.wal, data_only=False)
             self.syncs += 1
         except Exception as exc:  # noqa: BLE001 - the next commit asks again; the app must go on
             log.warning("WAL sync failed error=%s", type(exc).__name__)

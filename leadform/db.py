@@ -5,24 +5,27 @@ starts with BEGIN IMMEDIATE, so concurrent writers queue instead of failing half
 with "database is locked". They queue on leadform.write_lock, which wakes the next
 writer at once, rather than on SQLite's busy handler, which sleeps.
 
-Two engines on one file. `engine()` commits with synchronous=FULL: a lead or a message is
-on disk before the visitor hears "thank you", power cut or not. `engine(durable=False)`
-commits with synchronous=NORMAL, for consent records only (leadform/append_log.py): such a
-commit survives the app crashing but waits in the OS's cache until the WAL is synced, which
-append_log does within a second. That is PostgreSQL's `synchronous_commit = off`, for one table.
+Two engines on one file, both committing with synchronous=NORMAL (no fsync inside SQLite's
+commit, which holds the write lock). `engine()` then syncs the WAL itself, once the lock is free
+and before the caller goes on (leadform/wal_file.py): a lead or a message is on disk before the
+visitor hears "thank you", power cut or not, as with synchronous=FULL. `engine(durable=False)`
+does not, for consent records only (leadform/append_log.py): such a commit survives the app
+crashing but waits in the OS's cache until the WAL is synced, which append_log does within a
+second. That is PostgreSQL's `synchronous_commit = off`, for one table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadform import append_log
+from leadform import append_log, wal_file
 from leadform.write_lock import connection_class, for_database, leaves_connection_unusable
 
 BUSY_TIMEOUT_MS = 15000
@@ -39,14 +42,18 @@ def sqlite_file(url: str) -> str | None:
 
 
 def make_engine(url: str, *, durable: bool = True) -> Engine:
-    """An engine whose commits are fsync'd (durable) or left to the next WAL sync (SQLite only)."""
+    """An engine whose commits are synced to disk before commit() returns (durable) or left to the
+    next WAL sync (SQLite only)."""
     if url.startswith("sqlite"):
         connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
         database = sqlite_file(url)
         if database:
-            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000))
+            wal = database + "-wal"
+            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000),
+                                                       partial(wal_file.sync, wal) if durable else None)
         engine = create_engine(url, connect_args=connect_args)
-        synchronous = "FULL" if durable else "NORMAL"
+        # A durable engine without a known WAL file (a file: URI) leaves the fsync to SQLite, inside the lock.
+        synchronous = "FULL" if durable and not database else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:

@@ -20,6 +20,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("leadform.db")
 
@@ -108,14 +109,18 @@ def for_database(database: str, timeout: float) -> WriteLock:
         return _SHARED.setdefault(path, WriteLock(path, timeout))
 
 
-def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
-    """A sqlite3 connection class that releases `lock` when its transaction ends, however it ends."""
+def connection_class(lock: WriteLock, after_write: Callable[[], object] | None = None) -> type[sqlite3.Connection]:
+    """A sqlite3 connection class that releases `lock` when its transaction ends, however it ends, and
+    calls `after_write` (db.py: sync the WAL) once a transaction that changed rows has committed and
+    let go of the lock: what it waits for, no other writer waits for."""
 
     class LockingConnection(sqlite3.Connection):
         holds_lock = False
+        changes_before = 0
 
         def begin_immediate(self) -> None:
             self.holds_lock = lock.acquire()
+            self.changes_before = self.total_changes
             try:
                 self.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -131,17 +136,22 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
             held = lock.acquire(wait)
             if wait is not None and not held:
                 return None
+            before = self.total_changes
             try:
-                return self.execute(sql, params).fetchone()
+                row = self.execute(sql, params).fetchone()
             finally:
                 if held:
                     lock.release()
+            self.changes_before = before
+            self._after_write()
+            return row
 
         def commit(self) -> None:
             try:
                 super().commit()
             finally:
                 self._release()
+            self._after_write()
 
         def rollback(self) -> None:
             try:
@@ -154,6 +164,15 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
                 super().close()
             finally:
                 self._release()
+
+        def _after_write(self) -> None:
+            if after_write is None or self.total_changes == self.changes_before:
+                return
+            self.changes_before = self.total_changes
+            try:
+                after_write()
+            except OSError as exc:  # committed, but not known to be on disk: callers must not say "stored"
+                raise sqlite3.OperationalError(f"disk I/O error: {exc.strerror}") from exc
 
         def _release(self) -> None:
             if self.holds_lock:
