@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
@@ -48,12 +47,8 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
         connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
         database = sqlite_file(url)
         if database:
-            wal = database + "-wal"
-            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000),
-                                                       partial(wal_file.sync, wal) if durable else None)
+            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000))
         engine = create_engine(url, connect_args=connect_args)
-        # A durable engine without a known WAL file (a file: URI) leaves the fsync to SQLite, inside the lock.
-        synchronous = "FULL" if durable and not database else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:
@@ -61,6 +56,13 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            synchronous = "NORMAL"
+            if durable:  # on disk before commit() returns: synced after the lock, or else by SQLite inside it
+                commits = wal_file.durable_commits(dbapi_connection)
+                if commits is not None and hasattr(dbapi_connection, "after_write"):
+                    dbapi_connection.after_write = commits
+                else:
+                    synchronous = "FULL"
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             # Both engines write to one WAL; whichever starts it over cuts the file back to this size.
             cursor.execute(f"PRAGMA journal_size_limit = {append_log.WAL_LIMIT}")

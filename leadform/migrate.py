@@ -28,20 +28,27 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def create_sqlite_file(url: str) -> None:
-    """WAL is a property of the file: set it once, when the file is made."""
+def ensure_wal(url: str) -> None:
+    """WAL is a property of the file: set it when the file is made, and again on a file restored from
+    `db backup` (a self-contained file with a rollback journal). This runs before the app's engines
+    connect; a file another process holds open keeps its mode (SQLite refuses the switch then)."""
     database = make_url(url).database
-    if not database or database == ":memory:" or Path(database).exists():
+    if not database or database == ":memory:":
         return
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(database) as conn:
+    conn = sqlite3.connect(database)
+    try:
         conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass  # locked by another process: the engines still work, with SQLite syncing inside each commit
+    finally:
+        conn.close()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     with _one_at_a_time(engine):
         if engine.url.get_backend_name() == "sqlite":
-            create_sqlite_file(engine.url.render_as_string(hide_password=False))
+            ensure_wal(engine.url.render_as_string(hide_password=False))
         config = alembic_config(engine)
         with engine.connect() as connection:
             config.attributes["connection"] = connection

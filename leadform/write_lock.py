@@ -109,14 +109,15 @@ def for_database(database: str, timeout: float) -> WriteLock:
         return _SHARED.setdefault(path, WriteLock(path, timeout))
 
 
-def connection_class(lock: WriteLock, after_write: Callable[[], object] | None = None) -> type[sqlite3.Connection]:
+def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
     """A sqlite3 connection class that releases `lock` when its transaction ends, however it ends, and
-    calls `after_write` (db.py: sync the WAL) once a transaction that changed rows has committed and
-    let go of the lock: what it waits for, no other writer waits for."""
+    calls its `after_write` (db.py sets it: sync the WAL) once a transaction that changed rows has
+    committed and let go of the lock: what that waits for, no other writer waits for."""
 
     class LockingConnection(sqlite3.Connection):
         holds_lock = False
         changes_before = 0
+        after_write: Callable[[sqlite3.Connection], object] | None = None
 
         def begin_immediate(self) -> None:
             self.holds_lock = lock.acquire()
@@ -166,11 +167,11 @@ def connection_class(lock: WriteLock, after_write: Callable[[], object] | None =
                 self._release()
 
         def _after_write(self) -> None:
-            if after_write is None or self.total_changes == self.changes_before:
+            if self.after_write is None or self.total_changes == self.changes_before:
                 return
             self.changes_before = self.total_changes
             try:
-                after_write()
+                self.after_write(self)
             except OSError as exc:  # committed, but not known to be on disk: callers must not say "stored"
                 raise sqlite3.OperationalError(f"disk I/O error: {exc.strerror}") from exc
 

@@ -16,7 +16,7 @@ from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, load_settings, page_checks, speedups
-from site_config.checks import check_markdown_links, check_post
+from site_config.checks import check_markdown_links, check_post_file
 
 log = logging.getLogger("mkdocs.hooks.site_config")
 
@@ -63,9 +63,8 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     problems = []
     for file in files.documentation_pages():
         if file.src_uri.startswith(posts_dir):
-            text = Path(file.abs_src_path).read_text(encoding="utf-8-sig")
-            problems += check_post(f"docs/{file.src_uri}", text, blog.config.categories_allowed,
-                                   blog.authors)
+            problems += check_post_file(file.abs_src_path, f"docs/{file.src_uri}",
+                                        blog.config.categories_allowed, blog.authors)
     _fail(problems)
     return files
 

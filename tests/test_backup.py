@@ -104,6 +104,8 @@ def test_online_backup_while_writing_has_every_committed_row(make_app, tmp_path:
     shutil.copy(target, restored)
     fresh = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{restored}",
                      INSTANCE_PATH=str(tmp_path / "restored"))
+    with sqlite3.connect(restored) as check:  # back in WAL mode, so leads are synced outside the write lock
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     exported = fresh.test_cli_runner().invoke(args=["leads", "export"]).output
     assert exported.count("@example.be") == len(emails)
     assert fresh.test_client().post("/api/checklists/teams", data={"name": "Na", "email": "na@example.be",

@@ -90,5 +90,15 @@ def test_saved_posts_show_on_their_list_pages_and_unchanged_lists_are_left_alone
         first_page = server.wait_for("/blog/", "Het nieuwste bericht")
         assert first_page.count("Inleiding van bericht") == 8  # and the edited one, then eight more
         server.wait_for("/blog/page/3/", f">{last_on_page2}<")
+
+        # A mistake saved while serving is reported at the next rebuild (the post checks read a changed
+        # file again, site_config/checks.py), and the corrected post shows.
+        (posts / "bericht-3.md").write_text(post(3, "Bericht 3", "Kapot.").replace("description:", "beschrijving:"))
+        deadline = time.monotonic() + 60
+        while not any("bericht-3.md: de korte beschrijving ontbreekt" in line for line in server.log):
+            assert time.monotonic() < deadline, "the broken post was not reported while serving"
+            time.sleep(0.2)
+        (posts / "bericht-3.md").write_text(post(3, "Bericht 3", "Hersteld na de fout."))
+        server.wait_for("/blog/bericht-3/", "Hersteld na de fout.")
     finally:
         server.stop()
