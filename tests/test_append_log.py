@@ -34,14 +34,14 @@ def test_neither_engine_syncs_inside_the_write_lock(app) -> None:
                 assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == append_log.WAL_LIMIT
 
 
-def in_database_file(database: Path, tmp_path: Path) -> int:
-    """Consent records in the database file alone, without its WAL: what a power cut would leave
+def in_database_file(database: Path | str, tmp_path: Path, table: str = "consent_records") -> int:
+    """Rows of `table` in the database file alone, without its WAL: what a power cut would leave
     if the WAL had never reached the disk."""
     copy = tmp_path / "file-only.sqlite3"
     shutil.copyfile(database, copy)
     conn = sqlite3.connect(copy)
     try:
-        return conn.execute("SELECT count(*) FROM consent_records").fetchone()[0]
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - a test's own table name
     finally:
         conn.close()
 

@@ -4,7 +4,6 @@ no other visitor: the WAL is synced after the commit has let go of the write loc
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
+from test_append_log import in_database_file
 from test_contact import started
 
 from leadform import db, wal_file
@@ -142,17 +142,6 @@ def test_a_slow_disk_sync_does_not_hold_up_the_next_writer(app, client, monkeypa
     assert answers == [303]
 
 
-def in_database_file(database: str, tmp_path: Path) -> int:
-    """Leads in the database file alone, without its WAL."""
-    copy = tmp_path / "file-only.sqlite3"
-    shutil.copyfile(database, copy)
-    conn = sqlite3.connect(copy)
-    try:
-        return conn.execute("SELECT count(*) FROM leads").fetchone()[0]
-    finally:
-        conn.close()
-
-
 def test_a_failed_disk_sync_is_not_answered_as_stored_and_later_commits_wait_for_a_full_copy(
         app, client, monkeypatch, caplog, tmp_path: Path) -> None:
     """A failed fdatasync may have lost the WAL's pages even if a later one succeeds (Linux reports the
@@ -179,6 +168,6 @@ def test_a_failed_disk_sync_is_not_answered_as_stored_and_later_commits_wait_for
     retry.start()
     retry.join(10)
     assert answers == [303]
-    assert in_database_file(database, tmp_path) == 2, "the WAL was not copied into the database file"
+    assert in_database_file(database, tmp_path, "leads") == 2, "the WAL was not copied into the database file"
     assert leads_visible(database) == 2  # the retry updated the lead the failed request had committed
     keeper.close()
