@@ -137,13 +137,12 @@ def connection_class(lock: WriteLock) -> type[sqlite3.Connection]:
             held = lock.acquire(wait)
             if wait is not None and not held:
                 return None
-            before = self.total_changes
+            self.changes_before = self.total_changes
             try:
                 row = self.execute(sql, params).fetchone()
             finally:
                 if held:
                     lock.release()
-            self.changes_before = before
             self._after_write()
             return row
 

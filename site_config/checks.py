@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable
@@ -53,12 +52,13 @@ def check_post_file(abs_path: str, path: str, categories: Iterable[str], authors
     Why: `mkdocs serve` checks every post on every rebuild after a save; reading and parsing 500
     posts' front matter was a tenth of a live-reload rebuild. A file with the same inode, size and
     modification time, checked against the same categories and authors, gives the same problems."""
-    st = os.stat(abs_path)
-    key = (st.st_ino, st.st_size, st.st_mtime_ns, tuple(categories), tuple(authors))
+    file = Path(abs_path)
+    categories, authors = tuple(categories), tuple(authors)
+    key = (csp.stamp(file), categories, authors)
     known = _POST_CHECKS.get(abs_path)
     if known is not None and known[0] == key:
         return list(known[1])
-    problems = check_post(path, Path(abs_path).read_text(encoding="utf-8-sig"), key[3], key[4])
+    problems = check_post(path, file.read_text(encoding="utf-8-sig"), categories, authors)
     _POST_CHECKS[abs_path] = (key, problems)
     return list(problems)
 

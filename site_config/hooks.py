@@ -60,11 +60,11 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     if "coach" in blog.authors:
         blog.authors["coach"].name = settings.coach.name
     posts_dir = blog.config.post_dir.format(blog=blog.config.blog_dir).strip("/") + "/"
+    categories, authors = tuple(blog.config.categories_allowed), tuple(blog.authors)
     problems = []
     for file in files.documentation_pages():
         if file.src_uri.startswith(posts_dir):
-            problems += check_post_file(file.abs_src_path, f"docs/{file.src_uri}",
-                                        blog.config.categories_allowed, blog.authors)
+            problems += check_post_file(file.abs_src_path, f"docs/{file.src_uri}", categories, authors)
     _fail(problems)
     return files
 
