@@ -212,22 +212,9 @@ def bench(seconds: int = 20, workers: int = 2, threads: int | None = None, conne
         server, url = start_server(instance, workers, threads)
         try:
             token, cookie = session_token(url)
-            form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
-            csrf = urllib.parse.quote(token["csrf_token"])
-            started = urllib.parse.quote(token["started"])
             time.sleep(3.2)  # the contact form's minimum time since the form was shown
             trivial = ("GET", "/api/health", {}, "")
-            flows = {
-                "checklist POST": ("POST", "/api/checklists/teams", form,
-                                   f"csrf_token={csrf}&name=Bench&email=b{{round}}-{{uid}}%40example.be&privacy=y",
-                                   303, "leads"),
-                "contact POST": ("POST", "/api/contact", form,
-                                 f"csrf_token={csrf}&started={started}&name=Bench&email=c{{round}}-{{uid}}%40example.be"
-                                 "&subject=teamcoaching&message=Hallo%20daar&privacy=y", 303, "contact_messages"),
-                "consent POST": ("POST", "/api/consent", {"Content-Type": "application/json"},
-                                 consent_body(), 201, "consent_records"),
-            }
-            flows = {name: flow for name, flow in flows.items() if only in name}
+            flows = {name: flow for name, flow in post_flows(token, cookie).items() if only in name}
             slices: dict[str, list[dict[str, Any]]] = {"trivial GET /api/health": [], **{name: [] for name in flows}}
             for n in range(rounds):
                 for name, (method, path, headers, body, ok, table) in flows.items():
@@ -273,6 +260,25 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         combined.update(accepted=sum(r["accepted"] for r in runs), stored=sum(r["stored"] for r in runs),
                         outbox_drain_s=max(r["outbox_drain_s"] for r in runs))
     return combined
+
+
+def post_flows(token: dict[str, str], cookie: str) -> dict[str, tuple[str, str, dict[str, str], str, int, str]]:
+    """Each POST flow as a visitor's browser sends it: method, path, headers, body (`{round}` and
+    `{uid}` are filled in per request), the status that means accepted, and the table it adds to.
+    `token` and `cookie` come from GET /api/csrf (`session_token`)."""
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    csrf = urllib.parse.quote(token["csrf_token"])
+    started = urllib.parse.quote(token["started"])
+    return {
+        "checklist POST": ("POST", "/api/checklists/teams", form,
+                           f"csrf_token={csrf}&name=Bench&email=b{{round}}-{{uid}}%40example.be&privacy=y",
+                           303, "leads"),
+        "contact POST": ("POST", "/api/contact", form,
+                         f"csrf_token={csrf}&started={started}&name=Bench&email=c{{round}}-{{uid}}%40example.be"
+                         "&subject=teamcoaching&message=Hallo%20daar&privacy=y", 303, "contact_messages"),
+        "consent POST": ("POST", "/api/consent", {"Content-Type": "application/json"},
+                         consent_body(), 201, "consent_records"),
+    }
 
 
 def consent_body() -> str:

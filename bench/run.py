@@ -3,10 +3,10 @@
 Why: one command gives the figures the issue "Performance" asks about: build time and memory,
 first-view weight of a post with 10 and 500 posts (before and after the lazy search), Lighthouse
 on four pages, the project's build cost over a bare Material blog (and Hugo), the live-reload
-rebuild time, and the endpoints' throughput and worker memory under gunicorn.
-Benchmarks report; they never fail on a figure.
+rebuild time, the endpoints' throughput and worker memory under gunicorn, and their instructions
+per request (callgrind: the same count whatever else the machine does). Benchmarks report; they never fail on a figure.
 
-    python bench/run.py                    # everything: 10 and 500 posts (about 15 minutes)
+    python bench/run.py                    # everything: 10 and 500 posts (about 25 minutes)
     python bench/run.py --quick            # 10 and 50 posts, shorter runs
     python bench/run.py --skip lighthouse endpoints
 """
@@ -26,13 +26,14 @@ from typing import Any
 
 import build_cost
 import endpoints
+import instructions
 import lighthouse
 import live_reload
 from build_time import time_builds
 from common import RESULTS, ROOT, Build, as_dict
 from page_weight import BUDGET, Weight, weigh
 
-STEPS = ("page-weight", "build-cost", "lighthouse", "endpoints", "live-reload")
+STEPS = ("page-weight", "build-cost", "lighthouse", "endpoints", "instructions", "live-reload")
 
 
 def _versions() -> dict[str, str]:
@@ -153,6 +154,7 @@ def to_markdown(report: dict[str, Any]) -> str:
                  build_cost.markdown),
                 ("lighthouse", "Lighthouse", lighthouse.markdown),
                 ("endpoints", "Endpoints under gunicorn", endpoints.markdown),
+                ("instructions", "Endpoints counted in instructions", instructions.markdown),
                 ("live_reload", "Live reload", live_reload.markdown))
     for key, title, render in sections:
         if report.get(key):
@@ -198,6 +200,9 @@ def main() -> None:
         if "endpoints" not in skip:
             print("loading the endpoints under gunicorn …", file=sys.stderr)
             extra["endpoints"] = _step(lambda: endpoints.bench(seconds=5 if args.quick else 20))
+        if "instructions" not in skip:
+            print("counting the endpoints' instructions under valgrind …", file=sys.stderr)
+            extra["instructions"] = _step(instructions.measure)
         if "live-reload" not in skip:  # last: it edits a post of the generated project
             print(f"timing live reload on {counts[-1]} posts …", file=sys.stderr)
             extra["live_reload"] = _step(lambda: live_reload.bench(work / "serve", counts[-1], 5,

@@ -11,7 +11,7 @@ from conftest import free_port, smtp_config
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from leadform import db, mails, outbox
+from leadform import db, links, mails, outbox
 from leadform.models import Download, Lead, OutboxMail
 from site_config import load_settings
 
@@ -177,6 +177,21 @@ def test_expired_link_offers_a_new_one(client, app, monkeypatch) -> None:
     with app.app_context(), db.transaction() as s:
         fresh = link_in(app, s.scalars(select(OutboxMail).order_by(OutboxMail.id.desc())).first())
     assert client.get(f"/download/{fresh}").status_code == 200
+
+
+def test_links_signed_before_and_after_the_uncompressed_signer_both_download(client, app) -> None:
+    """links.LinkSerializer skips itsdangerous' zlib attempt: its tokens must stay those of
+    URLSafeTimedSerializer, so links mailed before still download, and an older release reads new ones."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    client.post("/api/checklists/teams", data=FORM)
+    with app.app_context(), db.transaction() as s:
+        token = link_in(app, s.scalars(select(OutboxMail)).one())
+        stored_hash = s.scalars(select(Download.token_hash)).one()
+    plain = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="download-link")
+    secret = plain.loads(token, max_age=60)
+    assert links.hash_secret(secret) == stored_hash
+    assert client.get(f"/download/{plain.dumps(secret)}").status_code == 200
 
 
 def test_smtp_down_then_up_delivers_exactly_once(make_app, smtp_server) -> None:
