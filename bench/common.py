@@ -170,5 +170,13 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def in_process_app_env(instance: str) -> None:
+    """The LEADFORM_* settings of an app a benchmark calls in its own process, on a fresh instance folder:
+    no rate limits and no outbox thread, so only the request's own work is measured."""
+    os.environ.update(LEADFORM_SECRET_KEY="bench-" + os.urandom(8).hex(), LEADFORM_INSTANCE_PATH=instance,
+                      LEADFORM_RATELIMIT_ENABLED="false", LEADFORM_PUBLIC_URL="http://127.0.0.1/",
+                      LEADFORM_LOG_LEVEL="WARNING", LEADFORM_OUTBOX_THREAD="false")
+
+
 def as_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)

@@ -16,24 +16,19 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import in_process_app_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(instance: str) -> None:
-    os.environ.update(LEADFORM_SECRET_KEY="bench-" + os.urandom(8).hex(), LEADFORM_INSTANCE_PATH=instance,
-                      LEADFORM_RATELIMIT_ENABLED="false", LEADFORM_PUBLIC_URL="http://127.0.0.1/",
-                      LEADFORM_LOG_LEVEL="WARNING", LEADFORM_OUTBOX_THREAD="false")
-
-
 def _writer(worker: int, leads: int, start, instance: str) -> None:
-    _env(instance)
+    in_process_app_env(instance)
     from leadform import checklists, create_app, db, direct_sql, lead_store
     from leadform.models import Lead
 
@@ -53,7 +48,7 @@ def _writer(worker: int, leads: int, start, instance: str) -> None:
 def run_once(leads: int, processes: int = 2) -> float:
     """Leads per second from `processes` writers on a fresh database."""
     with tempfile.TemporaryDirectory(prefix="bench-writes-") as instance:
-        _env(instance)
+        in_process_app_env(instance)
         from leadform import create_app
 
         create_app()  # the schema, once, before the writers start

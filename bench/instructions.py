@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from common import in_process_app_env
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE, WARM_UP = 20, 420, 50
 TRIVIAL = "trivial GET /api/health"
@@ -51,10 +53,7 @@ def _flows(app: Any) -> dict[str, tuple[str, str, dict[str, str], str, int]]:
 
 def child(flow: str, requests: int) -> None:
     """Under valgrind: start the app, warm up, then `requests` requests of `flow`; exit 1 on a wrong answer."""
-    instance = tempfile.mkdtemp(prefix="bench-instructions-")
-    os.environ.update(LEADFORM_SECRET_KEY="bench-" + os.urandom(8).hex(), LEADFORM_INSTANCE_PATH=instance,
-                      LEADFORM_RATELIMIT_ENABLED="false", LEADFORM_OUTBOX_THREAD="false",
-                      LEADFORM_LOG_LEVEL="WARNING", LEADFORM_PUBLIC_URL="http://127.0.0.1/")
+    in_process_app_env(tempfile.mkdtemp(prefix="bench-instructions-"))
     sys.path.insert(0, str(ROOT))
     from werkzeug.test import EnvironBuilder
 
