@@ -33,8 +33,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from leadform.consent import bp as consent_bp
     from leadform.contact import bp as contact_bp
     from leadform.health import bp as health_bp
+    from leadform.session_cookie import SessionCookie
     from leadform.tokens import bp as tokens_bp
 
+    app.session_interface = SessionCookie()
     logs.init_app(app)
     db.init_app(app)
     if app.config.get("MIGRATE_ON_START", True):

@@ -7,6 +7,7 @@ answer; the mail leaves later through the outbox.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 from flask import Blueprint, abort, redirect, request, send_file
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from leadform import db, direct_sql, lead_store, links, mails, outbox
 from leadform.extensions import per_email, per_ip
 from leadform.form_input import form_post
 from leadform.forms import ChecklistForm
-from leadform.models import Download, Lead, utcnow
+from leadform.models import Download, utcnow
 from leadform.pages import render_page
 from leadform.pdf_store import pdf_path
 from site_config import Checklist, load_settings
@@ -64,7 +65,8 @@ def request_checklist(slug: str):
     if not form.validate():
         log.info("checklist request invalid checklist=%s fields=%s", slug, ",".join(sorted(form.errors)))
         return form_page(form, checklist, 400)
-    secret, mail = link_mail(Lead(name=form.name.data, email=form.email.data), checklist)
+    # The mail needs only the name and address: a plain object, not an ORM Lead nobody stores.
+    secret, mail = link_mail(SimpleNamespace(name=form.name.data, email=form.email.data), checklist)
     try:
         with direct_sql.transaction(db.engine()) as tx:
             lead_id, is_new, newsletter = lead_store.save_lead(tx, slug, form.email.data, form.name.data,

@@ -7,6 +7,7 @@ honeypot or a submit faster than `contact_min_seconds` after the form was shown.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 from flask import Blueprint, redirect
 from sqlalchemy import insert
@@ -26,7 +27,6 @@ log = logging.getLogger("leadform.contact")
 THANK_YOU = "/contact/bedankt/"
 # Core, run on the DBAPI connection (leadform/direct_sql.py): this runs inside the database's write lock
 INSERT_MESSAGE = insert(ContactMessage.__table__).returning(ContactMessage.id)
-FIELDS = ("name", "email", "phone", "subject", "message")
 UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets verloren: je bericht staat "
                "hieronder nog ingevuld. Probeer het later opnieuw.")
 
@@ -70,13 +70,13 @@ def contact():
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
-    message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
-                             subject=form.subject.data, message=form.message.data)
+    row = {"name": form.name.data, "email": form.email.data, "phone": form.phone.data or None,
+           "subject": form.subject.data, "message": form.message.data}
+    message = SimpleNamespace(**row)  # what the mails read; the row is stored as a Core INSERT
     to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])
     confirmation = mails.contact_confirmation(message)
     try:
         with direct_sql.transaction(db.engine()) as tx:
-            row = {column: getattr(message, column) for column in FIELDS}
             message_id = tx.execute(INSERT_MESSAGE, {**row, "created_at": utcnow()}).scalar()
             for mail in (to_coach, confirmation):
                 if mail:

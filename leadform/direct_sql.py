@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Insert
@@ -29,9 +30,12 @@ from leadform.write_lock import leaves_connection_unusable
 class Prepared(NamedTuple):
     sql: str
     positional: bool
-    # Per parameter, in the SQL's order: its name, the dialect's converter (JSON to text, DateTime to
-    # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff") and, for a value written into the statement, that value.
-    binds: tuple[tuple[str, Callable[[Any], Any] | None, Any, bool], ...]
+    names: tuple[str, ...]  # the parameters in the SQL's order
+    pick: Callable[[Mapping[str, Any]], Any]  # their values from a mapping, as a tuple (one: the value)
+    literals: dict[str, Any]  # values written into the statement, where the call gives none
+    # Where a value needs the dialect's converter (JSON to text, DateTime to SQLite's
+    # "YYYY-MM-DD HH:MM:SS.ffffff"): its position and the converter.
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 _PREPARED: dict[tuple[int, int, tuple[str, ...]], tuple[Executable, Dialect, Prepared]] = {}
@@ -49,18 +53,27 @@ def prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...] = ())
             raise ValueError(f"{statement.table.name} row without {sorted(missing)}")
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if isinstance(statement, Insert) else None)
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
-    binds = []
-    for name in compiled.positiontup if compiled.positional else by_name:
+    names = tuple(compiled.positiontup if compiled.positional else by_name)
+    literals, converters = {}, []
+    for position, name in enumerate(names):
         bind = by_name[name]
         if bind.expanding or bind.literal_execute or bind.callable is not None:
             raise ValueError(f"direct_sql takes plain parameters only, not {name!r} (an IN list, a literal "
                              "rendered at execution or a value computed per call)")
+        if not bind.required:
+            literals[name] = bind.value
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        binds.append((name, convert, None if bind.required else bind.value, bind.required))
-    prepared = Prepared(str(compiled), compiled.positional, tuple(binds))
+        if convert is not None:
+            converters.append((position, convert))
+    prepared = Prepared(str(compiled), compiled.positional, names, itemgetter(*names) if names else _none,
+                        literals, tuple(converters))
     # The statement and the dialect stay alive with their entry, so their ids are never reused.
     _PREPARED[cache_key] = (statement, dialect, prepared)
     return prepared
+
+
+def _none(_params: Mapping[str, Any]) -> tuple:
+    return ()
 
 
 def _defaulted(table: Any) -> set[str]:
@@ -73,18 +86,16 @@ def _defaulted(table: Any) -> set[str]:
 def bind(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, tuple | dict]:
     """The SQL and the DBAPI parameters for `params`, converted as SQLAlchemy converts them."""
     prepared = prepare(statement, dialect, tuple(sorted(params)) if isinstance(statement, Insert) else ())
-    values = []
-    for name, convert, literal, required in prepared.binds:
-        if name in params:
-            value = params[name]
-        elif required:
-            raise KeyError(f"no value for the parameter {name!r}")
-        else:
-            value = literal
-        values.append(convert(value) if convert else value)
+    try:
+        picked = prepared.pick({**prepared.literals, **params} if prepared.literals else params)
+    except KeyError as exc:
+        raise KeyError(f"no value for the parameter {exc.args[0]!r}") from None
+    values = list(picked) if len(prepared.names) != 1 else [picked]
+    for position, convert in prepared.converters:
+        values[position] = convert(values[position])
     if prepared.positional:
         return prepared.sql, tuple(values)
-    return prepared.sql, {name: value for (name, *_), value in zip(prepared.binds, values, strict=True)}
+    return prepared.sql, dict(zip(prepared.names, values, strict=True))
 
 
 class Rows:

@@ -37,8 +37,10 @@ class LinkSerializer(URLSafeTimedSerializer):
 
 @lru_cache(maxsize=8)
 def _serializer_for(secret_key: str) -> LinkSerializer:
-    """One serializer per secret key, made once: it holds nothing but the key and the salt."""
-    return LinkSerializer(secret_key, salt="download-link")
+    """One serializer per secret key, made once: it holds nothing but the key and the salt. SHA-1 as
+    itsdangerous' default, but hashlib's own: its lazy default is a Python function, which makes
+    `hmac` take its pure-Python path."""
+    return LinkSerializer(secret_key, salt="download-link", signer_kwargs={"digest_method": hashlib.sha1})
 
 
 def _serializer() -> LinkSerializer:

@@ -110,6 +110,38 @@ def test_static_page_token_endpoint_gives_a_working_token(make_app) -> None:
     assert client.post("/api/checklists/teams", data={**FORM, "csrf_token": token}).status_code == 303
 
 
+def test_session_cookies_of_flasks_own_signer_and_of_ours_both_pass_the_csrf_check(make_app) -> None:
+    """leadform.session_cookie signs with hashlib's SHA-1 and keeps one serializer per key: a visitor
+    whose page came from a release before it (or after a rollback) must still get through, and a
+    rotated secret in SECRET_KEY_FALLBACKS must still read the cookies it signed."""
+    from flask.sessions import SecureCookieSessionInterface
+    from itsdangerous import BadSignature
+
+    app = make_app()
+    name = app.config["SESSION_COOKIE_NAME"]
+    client = app.test_client()
+    token = client.get("/api/csrf").get_json()["csrf_token"]
+    ours = client.get_cookie(name).value
+    stock = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert stock.loads(ours) == app.session_interface.get_signing_serializer(app).loads(ours)
+    fresh = app.test_client()
+    fresh.set_cookie(name, stock.dumps(stock.loads(ours)))  # as Flask's own interface signs it
+    assert fresh.post("/api/checklists/teams", data={**FORM, "csrf_token": token}).status_code == 303
+    assert count(app, Lead) == 1
+
+    rotated = make_app(SECRET_KEY="a new secret", SECRET_KEY_FALLBACKS=[app.config["SECRET_KEY"]])
+    signer = rotated.session_interface.get_signing_serializer(rotated)
+    assert signer.loads(ours) == stock.loads(ours)
+    only_new = make_app(SECRET_KEY="a new secret")
+    only_new_signer = only_new.session_interface.get_signing_serializer(only_new)
+    assert only_new_signer.loads(signer.dumps({"x": 1})) == {"x": 1}  # new cookies: signed with the new key
+    with pytest.raises(BadSignature):
+        only_new_signer.loads(ours)
+    forged = only_new.test_client()
+    forged.set_cookie(name, ours)
+    assert forged.post("/api/checklists/teams", data={**FORM, "csrf_token": token}).status_code == 400
+
+
 def test_mail_arrives_over_smtp_and_the_link_downloads_the_pdf(make_app, smtp_server) -> None:
     app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
     client = app.test_client()
