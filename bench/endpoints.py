@@ -254,6 +254,10 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "max_ms": max(r["max_ms"] for r in runs),
                 "ratio": statistics.median(r.get("ratio", 1.0) for r in runs),
                 "ratio_slices": [round(r.get("ratio", 1.0), 3) for r in runs],
+                # Per slice, to tell the machine's drift from the app's: the trivial route's slices are
+                # the ones measured right before each flow's.
+                "rps_slices": [round(r["rps"]) for r in runs],
+                "cpu_ms_slices": [round(r.get("cpu_ms", 0.0), 2) for r in runs],
                 "socket_errors": "; ".join(sorted({r["socket_errors"] for r in runs} - {"none"})) or "none",
                 "in_flight_at_end": sum(r["in_flight_at_end"] for r in runs)}
     if "stored" in runs[0]:

@@ -17,7 +17,8 @@ worker_class = "gthread"
 # One request thread per worker (plus the outbox thread): with more, a thread inside a database
 # transaction waits for the GIL while its siblings run, and every writer queues behind it.
 # bench/endpoints.py, 2 workers: consent POST 885-1183 req/s (p99 26-31 ms) with 1 thread,
-# 726-842 req/s (p99 41-50 ms) with 4. Add workers, not threads, for more throughput.
+# 726-842 req/s (p99 41-50 ms) with 4; checklist POST 840-941 req/s with 1 thread, 786-893 with 2.
+# Add workers, not threads, for more throughput.
 threads = 1
 preload_app = False          # each worker opens its own database connections after the fork
 timeout = 30                 # the visitor's request never waits on the mail server (outbox)
