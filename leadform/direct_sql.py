@@ -86,6 +86,8 @@ def _defaulted(table: Any) -> set[str]:
 def bind(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, tuple | dict]:
     """The SQL and the DBAPI parameters for `params`, converted as SQLAlchemy converts them."""
     prepared = prepare(statement, dialect, tuple(sorted(params)) if isinstance(statement, Insert) else ())
+    if type(params) is not dict:  # a mapping with defaults (__missing__) must not fill in a missing value
+        params = dict(params)
     try:
         picked = prepared.pick({**prepared.literals, **params} if prepared.literals else params)
     except KeyError as exc:

@@ -113,11 +113,15 @@ def test_static_page_token_endpoint_gives_a_working_token(make_app) -> None:
 def test_session_cookies_of_flasks_own_signer_and_of_ours_both_pass_the_csrf_check(make_app) -> None:
     """leadform.session_cookie signs with hashlib's SHA-1 and keeps one serializer per key: a visitor
     whose page came from a release before it (or after a rollback) must still get through, and a
-    rotated secret in SECRET_KEY_FALLBACKS must still read the cookies it signed."""
+    rotated secret in SECRET_KEY_FALLBACKS must still read the session cookies it signed. (Flask-WTF's
+    tokens and the download links are checked against the current key only.)"""
     from flask.sessions import SecureCookieSessionInterface
     from itsdangerous import BadSignature
 
+    from leadform.session_cookie import SessionCookie
+
     app = make_app()
+    assert isinstance(app.session_interface, SessionCookie)
     name = app.config["SESSION_COOKIE_NAME"]
     client = app.test_client()
     token = client.get("/api/csrf").get_json()["csrf_token"]
@@ -137,9 +141,13 @@ def test_session_cookies_of_flasks_own_signer_and_of_ours_both_pass_the_csrf_che
     assert only_new_signer.loads(signer.dumps({"x": 1})) == {"x": 1}  # new cookies: signed with the new key
     with pytest.raises(BadSignature):
         only_new_signer.loads(ours)
+    # A cookie under another key is no session: the token the new key gives that visitor goes with a
+    # new cookie, and the old cookie sent back with it fails the check.
     forged = only_new.test_client()
     forged.set_cookie(name, ours)
-    assert forged.post("/api/checklists/teams", data={**FORM, "csrf_token": token}).status_code == 400
+    new_token = forged.get("/api/csrf").get_json()["csrf_token"]
+    forged.set_cookie(name, ours)
+    assert forged.post("/api/checklists/teams", data={**FORM, "csrf_token": new_token}).status_code == 400
 
 
 def test_mail_arrives_over_smtp_and_the_link_downloads_the_pdf(make_app, smtp_server) -> None:
