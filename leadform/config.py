@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class Defaults:
     SECRET_KEY: str | None = None          # required outside testing
+    SECRET_KEY_FALLBACKS: list[str] | None = None  # older keys, still accepted after a rotation (keys.py)
     DATABASE_URL: str | None = None        # default: sqlite:///<instance>/leadform.sqlite3
     SITE_DIR = str(ROOT / "site")          # the built static site, served by `make run`
     PDF_DIR: str | None = None             # default: <instance>/pdfs

@@ -11,6 +11,7 @@ from flask import current_app
 from itsdangerous import BadSignature, Serializer, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
+from leadform.keys import signing_keys
 from leadform.models import utcnow
 from site_config import load_settings
 
@@ -36,15 +37,16 @@ class LinkSerializer(URLSafeTimedSerializer):
 
 
 @lru_cache(maxsize=8)
-def _serializer_for(secret_key: str) -> LinkSerializer:
-    """One serializer per secret key, made once: it holds nothing but the key and the salt. SHA-1 as
-    itsdangerous' default, but hashlib's own: its lazy default is a Python function, which makes
-    `hmac` take its pure-Python path."""
-    return LinkSerializer(secret_key, salt="download-link", signer_kwargs={"digest_method": hashlib.sha1})
+def _serializer_for(keys: tuple[str | bytes, ...]) -> LinkSerializer:
+    """One serializer per set of keys (leadform/keys.py: links mailed before a key rotation keep
+    working), made once: it holds nothing but the keys and the salt. SHA-1 as itsdangerous' default,
+    but hashlib's own: its lazy default is a Python function, which makes `hmac` take its
+    pure-Python path."""
+    return LinkSerializer(list(keys), salt="download-link", signer_kwargs={"digest_method": hashlib.sha1})
 
 
 def _serializer() -> LinkSerializer:
-    return _serializer_for(current_app.config["SECRET_KEY"])
+    return _serializer_for(signing_keys())
 
 
 def hash_secret(secret: str) -> str:

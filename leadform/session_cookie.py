@@ -14,6 +14,8 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
+from leadform.keys import signing_keys
+
 
 class SessionCookie(SecureCookieSessionInterface):
     digest_method = staticmethod(hashlib.sha1)
@@ -21,14 +23,13 @@ class SessionCookie(SecureCookieSessionInterface):
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:
             return None
-        return _serializer(type(self), app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        return _serializer(type(self), signing_keys(app))
 
 
 @lru_cache(maxsize=8)
-def _serializer(cookie: type[SessionCookie], secret_key: str | bytes,
-                fallbacks: tuple[str | bytes, ...]) -> URLSafeTimedSerializer:
+def _serializer(cookie: type[SessionCookie], keys: tuple[str | bytes, ...]) -> URLSafeTimedSerializer:
     """Flask's serializer for these keys (the current one last, which signs) and the class's salt and
     signer, made once: it holds nothing but those, and each dumps or loads makes its own signer."""
-    return URLSafeTimedSerializer([*fallbacks, secret_key], salt=cookie.salt, serializer=cookie.serializer,
+    return URLSafeTimedSerializer(list(keys), salt=cookie.salt, serializer=cookie.serializer,
                                   signer_kwargs={"key_derivation": cookie.key_derivation,
                                                  "digest_method": cookie.digest_method})

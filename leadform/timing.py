@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
+
+from leadform.keys import signing_keys
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="form-started")
+    return URLSafeSerializer(list(signing_keys()), salt="form-started")
 
 
 def issue_started(backdate: float = 0) -> str:

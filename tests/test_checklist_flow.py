@@ -234,6 +234,27 @@ def test_links_signed_before_and_after_the_uncompressed_signer_both_download(cli
     assert client.get(f"/download/{plain.dumps(secret)}").status_code == 200
 
 
+def test_links_mailed_before_a_key_rotation_download_while_the_old_key_is_a_fallback(make_app) -> None:
+    """The coach (or a leak) may force a new LEADFORM_SECRET_KEY: links are valid for 14 days, so the
+    old key stays in LEADFORM_SECRET_KEY_FALLBACKS that long (deploy/README.md) and they keep working."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    app.test_client().post("/api/checklists/teams", data=FORM)
+    with app.app_context(), db.transaction() as s:
+        token = link_in(app, s.scalars(select(OutboxMail)).one())
+    old_key = app.config["SECRET_KEY"]
+    assert make_app(SECRET_KEY="a new secret").test_client().get(f"/download/{token}").status_code == 404
+    rotated = make_app(SECRET_KEY="a new secret", SECRET_KEY_FALLBACKS=old_key)  # one key, as a plain string
+    response = rotated.test_client().get(f"/download/{token}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+    with rotated.test_request_context():
+        secret, new_token = links.new_secret()  # new links are signed with the new key only
+    assert URLSafeTimedSerializer("a new secret", salt="download-link").loads(new_token) == secret
+    with pytest.raises(BadSignature):
+        URLSafeTimedSerializer(old_key, salt="download-link").loads(new_token)
+
+
 def test_smtp_down_then_up_delivers_exactly_once(make_app, smtp_server) -> None:
     dead = free_port()
     app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(dead))
