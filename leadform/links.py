@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from functools import lru_cache
 
 from flask import current_app
 from itsdangerous import BadSignature, Serializer, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
-from leadform.keys import signing_keys
+from leadform import keys
 from leadform.models import utcnow
 from site_config import load_settings
 
@@ -36,17 +35,9 @@ class LinkSerializer(URLSafeTimedSerializer):
         return base64_encode(Serializer.dump_payload(self, obj))
 
 
-@lru_cache(maxsize=8)
-def _serializer_for(keys: tuple[str | bytes, ...]) -> LinkSerializer:
-    """One serializer per set of keys (leadform/keys.py: links mailed before a key rotation keep
-    working), made once: it holds nothing but the keys and the salt. SHA-1 as itsdangerous' default,
-    but hashlib's own: its lazy default is a Python function, which makes `hmac` take its
-    pure-Python path."""
-    return LinkSerializer(list(keys), salt="download-link", signer_kwargs={"digest_method": hashlib.sha1})
-
-
 def _serializer() -> LinkSerializer:
-    return _serializer_for(signing_keys())
+    """Under the app's keys (leadform/keys.py: links mailed before a key rotation keep working)."""
+    return keys.serializer(LinkSerializer, "download-link", keys.signing_keys())
 
 
 def hash_secret(secret: str) -> str:

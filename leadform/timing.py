@@ -6,11 +6,11 @@ import time
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from leadform.keys import signing_keys
+from leadform import keys
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(list(signing_keys()), salt="form-started")
+    return keys.serializer(URLSafeSerializer, "form-started", keys.signing_keys())
 
 
 def issue_started(backdate: float = 0) -> str:
