@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from common import in_process_app_env
 
@@ -30,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def _writer(worker: int, leads: int, start, instance: str) -> None:
     in_process_app_env(instance)
     from leadform import checklists, create_app, db, direct_sql, lead_store
-    from leadform.models import Lead
 
     app = create_app()
     with app.test_request_context():
@@ -39,7 +39,7 @@ def _writer(worker: int, leads: int, start, instance: str) -> None:
         start.wait()
         for n in range(leads):
             email = f"w{worker}-{n}@example.be"
-            secret, mail = checklists.link_mail(Lead(name="Bench", email=email), checklist)
+            secret, mail = checklists.link_mail(SimpleNamespace(name="Bench", email=email), checklist)
             with direct_sql.transaction(engine) as tx:
                 lead_id, _, newsletter = lead_store.save_lead(tx, "teams", email, "Bench", False)
                 lead_store.queue_link(tx, lead_id, email, newsletter, secret, mail)
