@@ -114,7 +114,7 @@ def test_session_cookies_of_flasks_own_signer_and_of_ours_both_pass_the_csrf_che
     """leadform.session_cookie signs with hashlib's SHA-1 and keeps one serializer per key: a visitor
     whose page came from a release before it (or after a rollback) must still get through, and a
     rotated secret in SECRET_KEY_FALLBACKS must still read the session cookies it signed. (Flask-WTF's
-    tokens and the download links are checked against the current key only.)"""
+    tokens are checked against the current key only; download links accept the fallbacks too.)"""
     from flask.sessions import SecureCookieSessionInterface
     from itsdangerous import BadSignature
 
