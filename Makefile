@@ -13,14 +13,17 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-## build: check and build the site into site/ and, at the same time, the checklist PDFs into instance/pdfs/
+## build: check and build the site into site/ (with .gz copies for the server) and the checklist PDFs
 build: setup
 	$(BIN)/python -m leadform.pdf instance/pdfs & pdfs=$$!; \
-	$(BIN)/mkdocs build --strict; site=$$?; wait $$pdfs && exit $$site
+	$(BIN)/mkdocs build --strict && $(BIN)/python -m whitenoise.compress --quiet --no-brotli site; \
+	site=$$?; wait $$pdfs && exit $$site
 
-## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT)
+## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT) (gunicorn, SQLite, mail in files)
 run: build
-	LEADFORM_DEV_SECRET=1 $(BIN)/python -m leadform.serve --port $(PORT)
+	@echo "Site en formulieren: http://127.0.0.1:$(PORT)/  (mail: instance/mail/*.eml)"
+	LEADFORM_DEV_SECRET=1 LEADFORM_PUBLIC_URL=http://127.0.0.1:$(PORT)/ GUNICORN_BIND=127.0.0.1:$(PORT) \
+	GUNICORN_WORKERS=1 GUNICORN_THREADS=4 $(BIN)/gunicorn -c deploy/gunicorn.conf.py 'leadform.wsgi:with_site()'
 
 ## serve: live preview while writing (drafts shown), http://127.0.0.1:$(PORT)
 # --dirty rebuilds only the saved page and the blog lists that show it (site_config/speedups.py): about

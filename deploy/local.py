@@ -117,11 +117,14 @@ class Deployment:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int = 1, log: Path | None = None) -> Iterator[None]:
-    """The app under gunicorn with deploy/gunicorn.conf.py, bound to a loopback port."""
+def gunicorn(env: dict[str, str], port: int, workers: int = 1, log: Path | None = None,
+             wsgi: str | None = None) -> Iterator[None]:
+    """The app under gunicorn with deploy/gunicorn.conf.py, bound to a loopback port; `wsgi` names
+    another entry point (`leadform.wsgi:with_site()`, as `make run` serves)."""
     bin_dir = Path(sys.executable).parent
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen([str(bin_dir / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py")], cwd=ROOT,
+    command = [str(bin_dir / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"), *([wsgi] if wsgi else [])]
+    proc = subprocess.Popen(command, cwd=ROOT,
                             env={**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}",
                                  "GUNICORN_WORKERS": str(workers)}, stdout=out, stderr=out)
     try:

@@ -1,13 +1,17 @@
 """The lead-capture app: checklist requests, downloads, contact messages and consent proof.
 
-`create_app()` is the factory (Flask tutorial style): defaults from
-`leadform.config`, then LEADFORM_* environment variables, then `test_config`.
+`create_app()` is the factory (Flask tutorial style): defaults from `leadform.config`, then
+LEADFORM_* environment variables, then `test_config`. The servers start the outbox's thread
+(`leadform.wsgi`); CLI commands and tests get an app without it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ from flask import Flask
 
 from leadform.config import ROOT, Defaults
 
-log = logging.getLogger("leadform")
+LOG_FORMAT = "%(asctime)sZ %(levelname)s %(name)s %(message)s"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -26,28 +30,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     _finish_config(app)
+    _init_logging(app)
 
-    from leadform import cli, db, errors, extensions, logs, migrate, outbox, pdf_store, security
-    from leadform.analytics import bp as analytics_bp
-    from leadform.checklists import bp as checklists_bp
-    from leadform.consent import bp as consent_bp
-    from leadform.contact import bp as contact_bp
-    from leadform.health import bp as health_bp
-    from leadform.session_cookie import SessionCookie
-    from leadform.tokens import bp as tokens_bp
+    from leadform import checklists, cli, consent, contact, db, errors, outbox, web
 
-    app.session_interface = SessionCookie()
-    logs.init_app(app)
     db.init_app(app)
-    if app.config.get("MIGRATE_ON_START", True):
-        migrate.upgrade(app.extensions["leadform.engine"])
-    extensions.init_app(app)
-    security.init_app(app)
-    for blueprint in (health_bp, tokens_bp, checklists_bp, contact_bp, consent_bp, analytics_bp):
+    if app.config["MIGRATE_ON_START"]:
+        db.upgrade(app.extensions["leadform.engine"])
+    web.init_app(app)
+    for blueprint in (checklists.bp, contact.bp, consent.bp, consent.analytics_bp):
         app.register_blueprint(blueprint)
+    checklists.ensure_pdfs(app)
     errors.init_app(app)
     outbox.init_app(app)
-    pdf_store.init_app(app)
     cli.init_app(app)
     return app
 
@@ -75,10 +70,33 @@ def _finish_config(app: Flask) -> None:
 
 def _dev_secret(instance: Path) -> str:
     """`make run` and tests only: a random secret kept in the instance folder."""
-    import secrets
-
     path = instance / "dev-secret"
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+class UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the event (pytest and gunicorn replace it)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
+def _init_logging(app: Flask) -> None:
+    """One line per event, UTC, English; call sites log ids and event names, never a visitor's data."""
+    logger = logging.getLogger("leadform")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(UTCFormatter(LOG_FORMAT, "%Y-%m-%dT%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))

@@ -1,33 +1,41 @@
 """Checklist flow: request (POST /api/checklists/<slug>), download (GET /download/<token>), renew.
 
-The lead and its mail are written in one transaction before the visitor gets an
-answer; the mail leaves later through the outbox.
+The lead and its link's mail are written in one transaction before the visitor gets an answer;
+the mail leaves later through the outbox. A download link is signed and time-limited (itsdangerous,
+under every key in SECRET_KEY_FALLBACKS too); only a hash of its secret is stored. Opening it is the
+double opt-in: the lead is confirmed and only then does a newsletter wish count.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
+import secrets
+from pathlib import Path
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, redirect, request, send_file
-from sqlalchemy import select
+from flask import Blueprint, Flask, abort, current_app, redirect, request, send_file
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from leadform import db, direct_sql, lead_store, links, mails, outbox
-from leadform.extensions import per_email, per_ip
-from leadform.form_input import form_post
-from leadform.forms import ChecklistForm
-from leadform.models import Download, utcnow
-from leadform.pages import render_page
-from leadform.pdf_store import pdf_path
+from leadform import db, mail, outbox
+from leadform.config import signing_keys
+from leadform.forms import ChecklistForm, form_post
+from leadform.models import Download, Lead, OutboxMail, utcnow
+from leadform.web import per_email, per_ip, render_page
 from site_config import Checklist, load_settings
 
 bp = Blueprint("checklists", __name__)
 log = logging.getLogger("leadform.checklists")
 THANK_YOU = "/checklists/bedankt/"
+UNAVAILABLE = ("Er ging iets mis bij het bewaren van je aanvraag. Er is niets verloren: je gegevens staan "
+               "hieronder nog ingevuld. Probeer het later opnieuw.")
 
 
-def _checklist(slug: str) -> Checklist:
+def checklist_or_404(slug: str) -> Checklist:
     try:
         return load_settings().checklist(slug)
     except KeyError:
@@ -35,43 +43,109 @@ def _checklist(slug: str) -> Checklist:
 
 
 def form_page(form: ChecklistForm, checklist: Checklist, status: int, notice: str | None = None):
-    return render_page("form_page.html", status, kind="checklist", form=form, checklist=checklist,
-                       title=f"Vraag de {checklist.title} aan", notice=notice, csrf_token=_csrf())
-
-
-def _csrf() -> str:
     from flask_wtf.csrf import generate_csrf
 
-    return generate_csrf()
+    return render_page("form_page.html", status, kind="checklist", form=form, checklist=checklist,
+                       title=f"Vraag de {checklist.title} aan", notice=notice, csrf_token=generate_csrf())
 
 
-def link_mail(lead: object, checklist: Checklist) -> tuple[str, mails.Mail]:
-    """A new link secret and the mail that carries it, made before any transaction begins."""
-    secret, token = links.new_secret()
-    return secret, mails.checklist_link(lead, checklist, links.public_url(token))
+# -- download links --------------------------------------------------------------------------------------
+
+class LinkExpired(Exception):
+    pass
 
 
-def find_download(s, secret: str) -> Download | None:
-    return s.scalars(select(Download).where(Download.token_hash == links.hash_secret(secret))).first()
+class LinkInvalid(Exception):
+    """Tampered with, or made with another secret."""
 
+
+def _links() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(signing_keys(current_app.config), salt="download-link")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def valid_days() -> int:
+    return load_settings().limits.link_valid_days
+
+
+def secret_from(token: str, *, allow_expired: bool = False) -> str:
+    """The secret inside a signed token; raises LinkExpired or LinkInvalid."""
+    try:
+        return _links().loads(token, max_age=None if allow_expired else valid_days() * 86400)
+    except SignatureExpired:
+        raise LinkExpired() from None
+    except BadSignature:
+        raise LinkInvalid() from None
+
+
+def link_mail(lead: object, checklist: Checklist) -> tuple[str, mail.Mail]:
+    """A new link secret and the mail that carries it (only the secret's hash is stored)."""
+    secret = secrets.token_urlsafe(24)
+    base = current_app.config.get("PUBLIC_URL") or load_settings().site.url
+    link = base.rstrip("/") + "/download/" + _links().dumps(secret)
+    return secret, mail.checklist_link(lead, checklist, link)
+
+
+def pdf_path(checklist: Checklist) -> Path:
+    return Path(current_app.config["PDF_DIR"]) / checklist.filename
+
+
+# -- storage ---------------------------------------------------------------------------------------------
+
+def save_lead(s: Session, checklist: str, email: str, name: str, newsletter: bool) -> tuple[int, bool, bool]:
+    """Insert the lead, or update the one that asked for this checklist before, in one statement, so two
+    requests for one address at the same moment both succeed. Returns its id, whether it is new, and
+    its newsletter wish (once asked, it stays asked)."""
+    now = utcnow()
+    insert = db.insert(s, Lead).values(checklist=checklist, email=email, name=name, newsletter_requested=newsletter,
+                                       created_at=now, updated_at=now, request_count=1)
+    upsert = insert.on_conflict_do_update(index_elements=[Lead.checklist, Lead.email], set_={
+        "name": insert.excluded.name, "updated_at": now, "request_count": Lead.request_count + 1,
+        "newsletter_requested": or_(Lead.newsletter_requested, insert.excluded.newsletter_requested),
+    }).returning(Lead.id, Lead.request_count, Lead.newsletter_requested)
+    lead_id, count, wants_newsletter = s.execute(upsert).one()
+    return lead_id, count == 1, bool(wants_newsletter)
+
+
+def queue_link(s: Session, lead_id: int, email: str, newsletter: bool, secret: str, message: mail.Mail) -> bool:
+    """Store the link and queue its mail, unless the address had its mails for today."""
+    sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
+        OutboxMail.to_addr == email, OutboxMail.kind == "checklist_link",
+        OutboxMail.created_at >= utcnow() - dt.timedelta(days=1)))
+    if sent_today >= load_settings().limits.mails_per_address_per_day:
+        return False
+    s.add(Download(lead_id=lead_id, token_hash=hash_secret(secret), created_at=utcnow(),
+                   expires_at=utcnow() + dt.timedelta(days=valid_days()), use_count=0))
+    outbox.queue(s, mail.with_unsubscribe(message) if newsletter else message, lead_id=lead_id)
+    return True
+
+
+def find_download(s: Session, secret: str) -> Download | None:
+    return s.scalars(select(Download).where(Download.token_hash == hash_secret(secret))).first()
+
+
+# -- routes ----------------------------------------------------------------------------------------------
 
 @bp.post("/api/checklists/<slug>")
 @per_ip("form_per_ip", scope="form-checklist")
 @per_email(scope="email-checklist")
 @form_post
 def request_checklist(slug: str):
-    checklist = _checklist(slug)
+    checklist = checklist_or_404(slug)
     form = ChecklistForm()
     if not form.validate():
         log.info("checklist request invalid checklist=%s fields=%s", slug, ",".join(sorted(form.errors)))
         return form_page(form, checklist, 400)
-    # The mail needs only the name and address: a plain object, not an ORM Lead nobody stores.
-    secret, mail = link_mail(SimpleNamespace(name=form.name.data, email=form.email.data), checklist)
+    secret, message = link_mail(SimpleNamespace(name=form.name.data, email=form.email.data), checklist)
+    s = db.session()
     try:
-        with direct_sql.transaction(db.engine()) as tx:
-            lead_id, is_new, newsletter = lead_store.save_lead(tx, slug, form.email.data, form.name.data,
-                                                               bool(form.newsletter.data))
-            queued = lead_store.queue_link(tx, lead_id, form.email.data, newsletter, secret, mail)
+        with s.begin():
+            lead_id, is_new, newsletter = save_lead(s, slug, form.email.data, form.name.data,
+                                                    bool(form.newsletter.data))
+            queued = queue_link(s, lead_id, form.email.data, newsletter, secret, message)
     except SQLAlchemyError as exc:
         log.error("checklist request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return form_page(form, checklist, 503, notice=UNAVAILABLE)
@@ -81,18 +155,14 @@ def request_checklist(slug: str):
     return redirect(THANK_YOU, code=303)
 
 
-UNAVAILABLE = ("Er ging iets mis bij het bewaren van je aanvraag. Er is niets verloren: je gegevens staan "
-               "hieronder nog ingevuld. Probeer het later opnieuw.")
-
-
 @bp.get("/download/<token>")
 @per_ip("download_per_ip", scope="download")
 def download(token: str):
     try:
-        secret = links.secret_from(token)
-    except links.LinkExpired:
+        secret = secret_from(token)
+    except LinkExpired:
         return _expired(token)
-    except links.LinkInvalid:
+    except LinkInvalid:
         return _invalid()
     s = db.session()
     with s.begin():
@@ -111,7 +181,7 @@ def download(token: str):
             lead.confirmed_at = now
             if lead.newsletter_requested:
                 lead.newsletter_consent_at = now
-            notice = mails.coach_new_lead(lead, checklist)
+            notice = mail.coach_new_lead(lead, checklist)
             if notice:
                 outbox.queue(s, notice)
     log.info("checklist downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
@@ -125,7 +195,7 @@ def download(token: str):
 
 def _expired(token: str):
     return render_page("message_page.html", 410, title="Deze link is verlopen", renew_token=token, paragraphs=[
-        f"Persoonlijke downloadlinks blijven {links.valid_days()} dagen geldig, en deze is ouder.",
+        f"Persoonlijke downloadlinks blijven {valid_days()} dagen geldig, en deze is ouder.",
         "Geen probleem: vraag hieronder een nieuwe link aan. We sturen hem naar hetzelfde e-mailadres.",
     ])
 
@@ -142,10 +212,9 @@ def _invalid():
 @per_ip("form_per_ip", scope="form-renew")
 @form_post
 def renew():
-    token = request.form.get("token", "")
     try:
-        secret = links.secret_from(token, allow_expired=True)
-    except links.LinkInvalid:
+        secret = secret_from(request.form.get("token", ""), allow_expired=True)
+    except LinkInvalid:
         return _invalid()
     s = db.session()
     with s.begin():
@@ -153,9 +222,19 @@ def renew():
         if row is None:
             return _invalid()
         lead = row.lead
-        secret, mail = link_mail(lead, load_settings().checklist(lead.checklist))
-        queued = lead_store.queue_link(s, lead.id, lead.email, lead.newsletter_requested, secret, mail)
+        secret, message = link_mail(lead, load_settings().checklist(lead.checklist))
+        queued = queue_link(s, lead.id, lead.email, lead.newsletter_requested, secret, message)
     log.info("download link renewed lead_id=%s mail_queued=%s", lead.id, queued)
     if queued:
         outbox.kick()
     return redirect(THANK_YOU, code=303)
+
+
+def ensure_pdfs(app: Flask) -> None:
+    """`make build` writes the checklist PDFs; an app started without them builds them once."""
+    from leadform.pdf import build_pdfs
+
+    folder = Path(app.config["PDF_DIR"])
+    if not all((folder / c.filename).exists() for c in load_settings().checklists):
+        build_pdfs(folder)
+        log.info("checklist pdfs built folder=%s", folder.name)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -17,12 +19,13 @@ from flask.cli import AppGroup
 from sqlalchemy import select, update
 
 from leadform import db, outbox
-from leadform.gdpr import erase_command
+from leadform.gdpr import erase_command, gdpr_cli
 from leadform.models import ContactMessage, Lead, OutboxMail, utcnow
 
 leads_cli = AppGroup("leads", help="Checklist requests.")
 outbox_cli = AppGroup("outbox", help="Queued, sent and failed mail.")
 messages_cli = AppGroup("messages", help="Contact form messages.")
+db_cli = AppGroup("db", help="Database schema and backups.")
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -153,9 +156,37 @@ def messages_export(fmt: str) -> None:
         write_csv(rows, MESSAGE_FIELDS)
 
 
-def init_app(app: Flask) -> None:
-    from leadform.dbtools import db_cli
-    from leadform.gdpr import gdpr_cli
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations: the deploy step (the app also does this when it starts, unless
+    LEADFORM_MIGRATE_ON_START=false). Safe while other processes start."""
+    db.upgrade(db.engine())
+    click.echo("database is up to date")
 
+
+@db_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(path: Path) -> None:
+    """Write a consistent copy of the live database to PATH (safe while the app runs).
+
+    SQLite: restore by stopping the app, removing the database's -wal and -shm files, copying PATH
+    over the database file and starting the app. PostgreSQL (a pg_dump file): restore with
+    `pg_restore --clean --if-exists --no-owner -d DATABASE_URL PATH`.
+    """
+    try:
+        counts = db.backup(db.engine(), path)
+    except subprocess.CalledProcessError as exc:
+        raise click.ClickException(f"pg_dump failed: {exc.stderr.strip()}") from None
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if counts is None:
+        click.echo(f"backup written to {path} ({path.stat().st_size} bytes, pg_dump custom format)")
+        return
+    click.echo(f"backup written to {path} ({path.stat().st_size} bytes, integrity ok)")
+    for table, count in counts.items():
+        click.echo(f"  {table}: {count} rows")
+
+
+def init_app(app: Flask) -> None:
     for group in (leads_cli, outbox_cli, messages_cli, db_cli, gdpr_cli):
         app.cli.add_command(group)

@@ -1,21 +1,25 @@
 """Defaults for the lead-capture app; every key can be set as LEADFORM_<KEY> in the environment.
 
 The embedded default needs nothing installed: SQLite and mail files in the
-instance folder. Production sets at least LEADFORM_SECRET_KEY, the mail backend
-and LEADFORM_PUBLIC_HTTPS=true.
+instance folder. Production sets at least LEADFORM_SECRET_KEY, the mail backend,
+LEADFORM_PUBLIC_HTTPS=true and, on PostgreSQL,
+LEADFORM_DATABASE_URL=postgresql+psycopg://user@host/dbname.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class Defaults:
     SECRET_KEY: str | None = None          # required outside testing
-    SECRET_KEY_FALLBACKS: list[str] | None = None  # older keys, still accepted after a rotation (keys.py)
+    SECRET_KEY_FALLBACKS: list[str] | None = None  # older keys, still accepted after a rotation
     DATABASE_URL: str | None = None        # default: sqlite:///<instance>/leadform.sqlite3
+    MIGRATE_ON_START = True                # else run `flask --app leadform db upgrade` as the deploy step
     SITE_DIR = str(ROOT / "site")          # the built static site, served by `make run`
     PDF_DIR: str | None = None             # default: <instance>/pdfs
     MAIL_BACKEND = "file"                  # "file" (writes .eml to <instance>/mail) or "smtp"
@@ -31,7 +35,7 @@ class Defaults:
     OUTBOX_BACKOFF_SECONDS = 30            # doubles each attempt, capped at one hour
     OUTBOX_LEASE_SECONDS = 300             # a 'sending' row older than this was abandoned by a crash
     OUTBOX_THREAD = True                   # deliver after each commit in a background thread
-    OUTBOX_MAX_DEFER_SECONDS = 60          # under a burst of requests the thread waits for a gap, this long at most
+    OUTBOX_POLL_SECONDS = 15               # the thread also looks for due mail (retries) this often
     NOTIFY_COACH = True                    # mail the coach on each newly confirmed lead
     CONTACT_CONFIRMATION = True            # mail the visitor a short confirmation
     COACH_EMAIL: str | None = None         # default: coach.email from site_config
@@ -54,3 +58,12 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SITE_BUILD = "dev"                     # set by the deployment to the site build's id
+
+
+def signing_keys(config: Mapping[str, Any]) -> list[str | bytes]:
+    """The app's keys in itsdangerous' order: older keys (SECRET_KEY_FALLBACKS) first, the current one
+    last (it signs). Download links mailed before a key rotation keep working for their 14 days."""
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, str | bytes):
+        fallbacks = [fallbacks]
+    return [*fallbacks, config["SECRET_KEY"]]

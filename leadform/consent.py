@@ -1,4 +1,6 @@
-"""Consent proof: POST /api/consent appends one record per cookie choice (GDPR art. 7(1)).
+"""Consent proof and the analytics it allows.
+
+POST /api/consent appends one record per cookie choice (GDPR art. 7(1)).
 
 The banner (site_config/overrides/partials/consent.html + consent.js) posts every choice here.
 A record holds a random record id, a random subject id (first-party cookie `consent_subject`,
@@ -7,15 +9,13 @@ category, the button, the policy version, the hash of the banner text the visito
 expiry and the site build (the app's SITE_BUILD, set by the deployment). No IP address, no
 user agent, no URL. Records are never updated; erasure and retention purge delete whole rows.
 
-CSRF: the blueprint is exempt from Flask-WTF's token, because the banner sits on static pages
-and posts JSON. That cannot be forged from another site: a browser sends a cross-origin POST
-with `Content-Type: application/json` only after a CORS preflight, which this app never allows,
-and a plain HTML form cannot set that type. On top, a request whose Origin header names another
-host, or whose Sec-Fetch-Site is not same-origin, is refused (403).
+POST /api/analytics counts one page view per path per day (UTC): docs/assets/javascripts/analytics.js
+sends the page's path as text/plain, only after the visitor allowed "analytics" in the banner. Nothing
+about the visitor is read or kept: no cookie, no IP address, no user agent, no referrer, no query
+string; the table holds (day, path, count) and nothing else.
 
-This is the site's most frequent POST, so it does the least: one strict parse, one INSERT, committed
-without waiting for the disk (leadform/append_log.py: on disk within a second, through an app crash
-at once).
+Both are exempt from Flask-WTF's token and limited to same-origin requests instead
+(web.require_same_origin); the worst a forged page view could do is add one to a count.
 """
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ import re
 import sys
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from flask import Blueprint, Response, abort, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db
-from leadform.append_log import AppendLog
-from leadform.extensions import csrf, limiter
-from leadform.models import ConsentRecord, new_id, utcnow
+from leadform.models import ConsentRecord, PageView, new_id, utcnow
+from leadform.web import csrf, limiter, read_body
 from site_config import Consent, load_settings
 
 bp = Blueprint("consent", __name__, cli_group="consent")
 csrf.exempt(bp)
+analytics_bp = Blueprint("analytics", __name__, cli_group="analytics")
+csrf.exempt(analytics_bp)
 log = logging.getLogger("leadform.consent")
 
 SUBJECT_COOKIE = "consent_subject"
@@ -51,7 +51,6 @@ EVENTS = ("given", "refused", "withdrawn", "updated")
 BUTTONS = ("accept_all", "reject_all", "save")
 RANDOM_ID = re.compile(r"[0-9a-f]{32}")
 BANNER_HASH = re.compile(r"[0-9a-f]{16,64}")
-RECORDS = AppendLog(ConsentRecord.__table__)  # one INSERT, no ORM, no fsync per request: see append_log
 
 
 class InvalidChoice(ValueError):
@@ -119,28 +118,6 @@ def example_payload() -> dict[str, Any]:
             "policy_version": consent.policy_version, "banner_hash": "0123456789abcdef"}
 
 
-def require_same_origin() -> None:
-    """403 unless the request comes from a page of this site (see the module docstring)."""
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site != "same-origin":
-        abort(403)
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        abort(403)
-
-
-def read_body(mimetype: str, max_bytes: int) -> bytes:
-    """The body of a same-origin request of one content type: 403 from another site, 415 for another
-    type, 400 when it is larger than `max_bytes` or has no declared length."""
-    require_same_origin()
-    if request.mimetype != mimetype:
-        abort(415)
-    length = request.content_length
-    if length is None or length > max_bytes:
-        abort(400)
-    return request.get_data(cache=False)
-
-
 @bp.post("/api/consent")
 @limiter.limit(lambda: load_settings().limits.consent_per_ip, scope="consent")
 def record() -> tuple[Response, int]:
@@ -154,17 +131,19 @@ def record() -> tuple[Response, int]:
     if not RANDOM_ID.fullmatch(subject):
         subject = new_id()
     now = utcnow()
-    row = {"id": new_id(), "subject_id": subject, "event": choice.event, "created_at": now,
-           "choices": choice.choices, "button": choice.button, "policy_version": choice.policy_version,
-           "banner_hash": choice.banner_hash, "expires_at": now + dt.timedelta(days=consent.max_age_days),
-           "site_build": str(current_app.config["SITE_BUILD"])[:64], "email": None}
+    record = ConsentRecord(id=new_id(), subject_id=subject, event=choice.event, created_at=now,
+                           choices=choice.choices, button=choice.button, policy_version=choice.policy_version,
+                           banner_hash=choice.banner_hash, expires_at=now + dt.timedelta(days=consent.max_age_days),
+                           site_build=str(current_app.config["SITE_BUILD"])[:64])
+    s = db.session()
     try:
-        RECORDS.append(db.engine(durable=False), current_app.extensions["leadform.wal_sync"], row)
+        with s.begin():
+            s.add(record)
     except SQLAlchemyError as exc:
         log.error("consent not stored error=%s", type(exc).__name__)
         abort(503)
     log.info("consent recorded event=%s button=%s", choice.event, choice.button)
-    response = jsonify(id=row["id"], expires_at=_iso(row["expires_at"]))
+    response = jsonify(id=record.id, expires_at=_iso(record.expires_at))
     response.set_cookie(SUBJECT_COOKIE, subject, max_age=consent.max_age_days * 86400, path="/",
                         secure=bool(current_app.config["PUBLIC_HTTPS"]), httponly=True, samesite="Lax")
     return response, 201
@@ -233,3 +212,49 @@ def proof(subject_id: str) -> None:
         "in_force": {"choices": last.choices, "since_utc": _iso(last.created_at)} if in_force else None,
         "records": rows,
     }, ensure_ascii=False, indent=2))
+
+
+# -- analytics -------------------------------------------------------------------------------------------
+
+# A site path as location.pathname gives it: percent-encoded, no query, no fragment, at most 200 characters.
+PATH = re.compile(r"/[A-Za-z0-9/_.~%-]{0,199}")
+
+
+def valid_path(path: str) -> bool:
+    return bool(PATH.fullmatch(path)) and "//" not in path and "/../" not in path and not path.endswith("/..")
+
+
+@analytics_bp.post("/api/analytics")
+@limiter.limit(lambda: load_settings().limits.consent_per_ip, scope="analytics")
+def page_view() -> tuple[str, int]:
+    try:
+        path = read_body("text/plain", 256).decode("ascii")
+    except UnicodeDecodeError:
+        abort(400)
+    if not valid_path(path):
+        abort(400)
+    s = db.session()
+    try:
+        with s.begin():  # the day's first view of a path inserts its row, the others add one
+            insert = db.insert(s, PageView).values(day=utcnow().date(), path=path, count=1)
+            s.execute(insert.on_conflict_do_update(index_elements=[PageView.day, PageView.path],
+                                                   set_={"count": PageView.count + 1}))
+    except SQLAlchemyError as exc:
+        log.error("page view not counted error=%s", type(exc).__name__)
+        abort(503)
+    return "", 204
+
+
+@analytics_bp.cli.command("pages")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="How many days back.")
+@click.option("--limit", default=30, show_default=True, type=click.IntRange(1, 10_000), help="How many paths.")
+def pages(days: int, limit: int) -> None:
+    """Page views per path over the last days, most viewed first."""
+    since = utcnow().date() - dt.timedelta(days=days - 1)
+    total = func.sum(PageView.count)
+    with db.transaction() as s:
+        rows = s.execute(select(PageView.path, total).where(PageView.day >= since)
+                         .group_by(PageView.path).order_by(total.desc(), PageView.path).limit(limit)).all()
+    for path, views in rows:
+        click.echo(f"{views:>8}  {path}")
+    click.echo(f"{sum(v for _, v in rows)} view(s) since {since:%Y-%m-%d}")

@@ -7,26 +7,19 @@ honeypot or a submit faster than `contact_min_seconds` after the form was shown.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 from flask import Blueprint, redirect
-from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadform import db, direct_sql, mails, outbox
-from leadform.extensions import per_email, per_ip
-from leadform.form_input import form_post
-from leadform.forms import SUBJECTS, ContactForm
+from leadform import db, mail, outbox
+from leadform.forms import SUBJECTS, ContactForm, form_post, issue_started, seconds_since
 from leadform.models import ContactMessage, utcnow
-from leadform.pages import render_page
-from leadform.timing import issue_started, seconds_since
+from leadform.web import per_email, per_ip, render_page
 from site_config import load_settings
 
 bp = Blueprint("contact", __name__)
 log = logging.getLogger("leadform.contact")
 THANK_YOU = "/contact/bedankt/"
-# Core, run on the DBAPI connection (leadform/direct_sql.py): this runs inside the database's write lock
-INSERT_MESSAGE = insert(ContactMessage.__table__).returning(ContactMessage.id)
 UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets verloren: je bericht staat "
                "hieronder nog ingevuld. Probeer het later opnieuw.")
 
@@ -70,20 +63,19 @@ def contact():
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
-    row = {"name": form.name.data, "email": form.email.data, "phone": form.phone.data or None,
-           "subject": form.subject.data, "message": form.message.data}
-    message = SimpleNamespace(**row)  # what the mails read; the row is stored as a Core INSERT
-    to_coach = mails.contact_to_coach(message, SUBJECTS[form.subject.data])
-    confirmation = mails.contact_confirmation(message)
+    message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
+                             subject=form.subject.data, message=form.message.data, created_at=utcnow())
+    s = db.session()
     try:
-        with direct_sql.transaction(db.engine()) as tx:
-            message_id = tx.execute(INSERT_MESSAGE, {**row, "created_at": utcnow()}).scalar()
-            for mail in (to_coach, confirmation):
-                if mail:
-                    outbox.queue(tx, mail)
+        with s.begin():
+            s.add(message)
+            for composed in (mail.contact_to_coach(message, SUBJECTS[form.subject.data]),
+                             mail.contact_confirmation(message)):
+                if composed:
+                    outbox.queue(s, composed)
     except SQLAlchemyError as exc:
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)
-    log.info("contact stored message_id=%s", message_id)
+    log.info("contact stored message_id=%s", message.id)
     outbox.kick()
     return redirect(THANK_YOU, code=303)

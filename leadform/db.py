@@ -1,113 +1,84 @@
-"""Engines and per-request sessions; SQLite tuned for many small concurrent writes.
+"""One engine, sessions the documented way, migrations that run once, and backups.
 
-SQLite gets WAL (set once, when the database is created) and every transaction
-starts with BEGIN IMMEDIATE, so concurrent writers queue instead of failing halfway
-with "database is locked". They queue on leadform.write_lock, which wakes the next
-writer at once, rather than on SQLite's busy handler, which sleeps.
-
-Two engines on one file, both committing with synchronous=NORMAL (no fsync inside SQLite's
-commit, which holds the write lock). `engine()` then syncs the WAL itself, once the lock is free
-and before the caller goes on (leadform/wal_file.py): a lead or a message is on disk before the
-visitor hears "thank you", power cut or not, as with synchronous=FULL. `engine(durable=False)`
-does not, for consent records only (leadform/append_log.py): such a commit survives the app
-crashing but waits in the OS's cache until the WAL is synced, which append_log does within a
-second. That is PostgreSQL's `synchronous_commit = off`, for one table.
+SQLite is the embedded default (a file in instance/): WAL, `synchronous=FULL` so a commit is on
+disk before the visitor is thanked, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue
+instead of failing halfway (SQLAlchemy's documented pysqlite recipe). PostgreSQL is production's
+(LEADFORM_DATABASE_URL=postgresql+psycopg://…), with the driver's defaults.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import subprocess
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadform import append_log, wal_file
-from leadform.write_lock import connection_class, for_database, leaves_connection_unusable
-
 BUSY_TIMEOUT_MS = 15000
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# SQLite errors after which a connection stays unusable (opened while the file was read-only, or it hit a
+# full disk): the pool drops it and opens a fresh one, so the app recovers once the fault is gone.
+UNUSABLE = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
-def sqlite_file(url: str) -> str | None:
-    """The database file of a SQLite URL; None for another database, or one in memory or given as a URI."""
+def is_sqlite(engine: Engine | Connection | Session) -> bool:
+    bind = engine.get_bind() if isinstance(engine, Session) else engine
+    return bind.dialect.name == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for another database or one in memory."""
     parsed = make_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
             or database.startswith("file:"):
         return None
-    return database
+    return Path(database)
 
 
-def make_engine(url: str, *, durable: bool = True) -> Engine:
-    """An engine whose commits are synced to disk before commit() returns (durable) or left to the
-    next WAL sync (SQLite only)."""
-    if url.startswith("sqlite"):
-        connect_args: dict = {"timeout": BUSY_TIMEOUT_MS / 1000}
-        database = sqlite_file(url)
-        if database:
-            connect_args["factory"] = connection_class(for_database(database, BUSY_TIMEOUT_MS / 1000))
-        engine = create_engine(url, connect_args=connect_args)
+def make_engine(url: str) -> Engine:
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None  # let us emit BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            synchronous = "NORMAL"
-            if durable:  # on disk before commit() returns: synced after the lock, or else by SQLite inside it
-                commits = wal_file.durable_commits(dbapi_connection)
-                if commits is not None and hasattr(dbapi_connection, "after_write"):
-                    dbapi_connection.after_write = commits
-                else:
-                    synchronous = "FULL"
-            cursor.execute(f"PRAGMA synchronous = {synchronous}")
-            # Both engines write to one WAL; whichever starts it over cuts the file back to this size.
-            cursor.execute(f"PRAGMA journal_size_limit = {append_log.WAL_LIMIT}")
-            if not durable:
-                # Its WAL is checkpointed by append_log.WalSync's thread, not by whichever request's
-                # commit crosses 1000 pages, while holding the write lock.
-                cursor.execute("PRAGMA wal_autocheckpoint = 0")
-            cursor.close()
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite's own BEGIN off: _begin emits ours
+        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = FULL"):
+            dbapi_connection.execute(f"PRAGMA {pragma}")
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn) -> None:
-            dbapi_connection = conn.connection.dbapi_connection
-            if hasattr(dbapi_connection, "begin_immediate"):
-                dbapi_connection.begin_immediate()
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        @event.listens_for(engine, "handle_error")
-        def _drop_broken(context) -> None:
-            # A connection opened while the file was read-only, or that hit a full disk,
-            # stays unusable: treat it as disconnected so the pool opens a fresh one.
-            if leaves_connection_unusable(context.original_exception):
-                context.is_disconnect = True
+    @event.listens_for(engine, "handle_error")
+    def _drop_broken(context) -> None:
+        if any(word in str(context.original_exception).lower() for word in UNUSABLE):
+            context.is_disconnect = True
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    return engine
 
 
 def init_app(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]
-    engine = make_engine(url)
+    engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["leadform.engine"] = engine
-    database = sqlite_file(url)
-    # Elsewhere than a SQLite file every commit is durable: the quick engine is the same engine.
-    quick = make_engine(url, durable=False) if database else engine
-    app.extensions["leadform.quick_engine"] = quick
-    app.extensions["leadform.wal_sync"] = append_log.WalSync(quick, database + "-wal") if database \
-        else append_log.WalSync(None)
     app.extensions["leadform.sessions"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
-def engine(durable: bool = True) -> Engine:
-    """The app's engine; durable=False only for append_log's records (see the module docstring)."""
-    return current_app.extensions["leadform.engine" if durable else "leadform.quick_engine"]
+def engine() -> Engine:
+    return current_app.extensions["leadform.engine"]
 
 
 def session() -> Session:
@@ -119,7 +90,7 @@ def session() -> Session:
 
 @contextmanager
 def transaction() -> Iterator[Session]:
-    """A fresh session in one transaction, committed on success (for CLI and the outbox thread)."""
+    """A fresh session in one transaction, committed on success (CLI and the outbox thread)."""
     with current_app.extensions["leadform.sessions"]() as s, s.begin():
         yield s
 
@@ -128,3 +99,110 @@ def _close_session(_exc: BaseException | None) -> None:
     s = g.pop("db_session", None)
     if s is not None:
         s.close()
+
+
+def insert(s: Session | Connection, table: type | Table):
+    """An INSERT that can say ON CONFLICT: both engines have it, with the same SQLAlchemy API."""
+    return (sqlite if is_sqlite(s) else postgresql).insert(table)
+
+
+# -- migrations ------------------------------------------------------------------------------------------
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, one process at a time: gunicorn's workers all start the app
+    at once. PostgreSQL: an advisory lock held by the migration's own transaction (its DDL is
+    transactional, so the next worker finds the schema done). SQLite: a lock file beside the
+    database, since Alembic commits between steps there."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    with _file_lock(database):
+        if database is not None:
+            _ensure_wal(database)
+        _upgrade(engine, config, revision)
+
+
+def _upgrade(engine: Engine, config: Config, revision: str) -> None:
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+
+
+ADVISORY_KEY = zlib.crc32(b"leadform migrations")
+
+
+def _ensure_wal(database: Path) -> None:
+    """WAL is a property of the file: set when it is made, and again on a file restored from a backup
+    (a self-contained file with a rollback journal). Another process holding the file open may refuse
+    the switch; the app then works on, with the journal it has."""
+    conn = sqlite3.connect(database)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _file_lock(database: Path | None) -> Iterator[None]:
+    if database is None:
+        yield
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}-migratelock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# -- backups ---------------------------------------------------------------------------------------------
+
+def backup(engine: Engine, target: Path) -> dict[str, int] | None:
+    """A consistent copy of the live database at `target`, made while the app runs, readable by its
+    owner only and renamed into place only when complete. SQLite: the online backup API, checked and
+    made a single self-contained file; returns the rows per table. PostgreSQL: `pg_dump` (custom
+    format, restore with `pg_restore --clean -d URL FILE`); returns None."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    url = engine.url
+    counts = None
+    if url.get_backend_name() == "sqlite":
+        database = sqlite_file(url.render_as_string(hide_password=False))
+        if database is None:
+            raise ValueError("an in-memory database has nothing to back up")
+        counts = _sqlite_backup(database, partial)
+    elif url.get_backend_name() == "postgresql":
+        libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        subprocess.run(["pg_dump", "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={libpq_url}"],
+                       check=True, capture_output=True, text=True)
+    else:
+        raise ValueError(f"no backup for {url.get_backend_name()} databases")
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    partial.chmod(0o600)
+    partial.replace(target)
+    return counts
+
+
+def _sqlite_backup(source: Path, partial: Path) -> dict[str, int]:
+    src = sqlite3.connect(source, timeout=30)
+    dst = sqlite3.connect(partial)
+    try:
+        src.backup(dst)  # all pages under one read transaction: one snapshot while the app writes
+        dst.execute("PRAGMA journal_mode=DELETE")
+        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        if check != "ok":
+            raise RuntimeError(f"the backup copy failed its integrity check: {check}")
+        tables = [r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {t: dst.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
+    finally:
+        dst.close()
+        src.close()

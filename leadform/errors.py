@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from leadform.pages import render_page
+from leadform.web import limiter, render_page
 from site_config import load_settings
 
 log = logging.getLogger("leadform.errors")
@@ -43,8 +43,6 @@ def _retry_after(error: HTTPException) -> int | None:
     header = error.get_response().headers.get("Retry-After")
     if header and header.isdigit():
         return int(header)
-    from leadform.extensions import limiter
-
     try:
         current = limiter.current_limit
         return max(1, math.ceil(current.reset_at - time.time())) if current else None
@@ -86,10 +84,10 @@ def handle_csrf(error: CSRFError):
     notice = "Bijna klaar: kijk je gegevens na en verstuur het formulier nog één keer."
     slug = (request.view_args or {}).get("slug")
     if request.endpoint == "checklists.request_checklist" and slug in load_settings().checklist_slugs:
-        from leadform.checklists import _checklist, form_page
+        from leadform.checklists import checklist_or_404, form_page
         from leadform.forms import ChecklistForm
 
-        return form_page(ChecklistForm(), _checklist(slug), 400, notice=notice)
+        return form_page(ChecklistForm(), checklist_or_404(slug), 400, notice=notice)
     if request.endpoint == "contact.contact":
         from leadform.contact import form_page
         from leadform.forms import ContactForm

@@ -1,17 +1,27 @@
 """The form classes: one source for fields, labels, limits and Dutch messages.
 
-The same classes validate a POST and, at build time, render the static forms on
-the site (see `leadform.render`), so `required`, `maxlength` and `type=email`
-in the HTML always match what the server accepts.
+The same classes validate a POST and, at build time, render the static forms on the site
+(`static_form_html`), so `required`, `maxlength` and `type=email` in the HTML always match what
+the server accepts. Also here: what a form post may carry (`form_post`), and the contact form's
+signed start time, its spam trap.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from functools import cache, wraps
+from typing import Any
+
+from flask import Flask, abort, current_app, render_template, request
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeSerializer
+from werkzeug.datastructures import ImmutableMultiDict
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp, ValidationError
 
+from leadform.config import signing_keys
 from site_config import load_settings
 
 NAME_MAX = 100
@@ -34,9 +44,8 @@ class PersonForm(FlaskForm):
     """Who is asking, and their acknowledgement of the privacy policy: common to every form."""
 
     class Meta:
-        # CSRFProtect (extensions.py) checks every POST's token before any view runs. The form's own
-        # token field would check it again and sign a fresh token per request that no template uses
-        # (the pages pass `csrf_token` themselves): a sixth of a checklist request's CPU.
+        # CSRFProtect (web.py) checks every POST's token before any view runs; the pages pass
+        # `csrf_token` themselves, so the form's own token field would only check it twice.
         csrf = False
 
     name = StringField("Je naam", filters=[strip], validators=[
@@ -79,3 +88,63 @@ class ContactForm(PersonForm):
     def validate_subject(self, field) -> None:
         if field.data not in SUBJECTS:
             raise ValidationError("Kies een onderwerp.")
+
+
+# -- what a form post may carry ----------------------------------------------------------------------------
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def form_post(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for a view that reads an HTML form. Flask-WTF also reads a JSON body and uploaded
+    files into a form's fields, so a string field could receive a number, an object or a file (a 500).
+    The site's forms send urlencoded or multipart text: another body type is refused (415), and file
+    parts, which no form has, are ignored like any other unknown field."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.mimetype and request.mimetype not in FORM_TYPES:
+            abort(415)
+        if request.mimetype == "multipart/form-data" and request.files:
+            request.files = ImmutableMultiDict()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+# -- the contact form's start time -------------------------------------------------------------------------
+
+def _started_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(signing_keys(current_app.config), salt="form-started")
+
+
+def issue_started(backdate: float = 0) -> str:
+    """A signed 'form shown at' time: bots that submit faster than a person can are ignored."""
+    return _started_serializer().dumps(time.time() - backdate)
+
+
+def seconds_since(token: str | None) -> float | None:
+    """Seconds since the token was issued, or None when it is missing or forged."""
+    if not token:
+        return None
+    try:
+        started = float(_started_serializer().loads(token))
+    except (BadSignature, TypeError, ValueError):
+        return None
+    return time.time() - started
+
+
+# -- the static forms of the site ------------------------------------------------------------------------
+
+@cache
+def _renderer() -> Flask:
+    app = Flask("leadform", template_folder="templates")
+    app.config.update(SECRET_KEY="static-build", WTF_CSRF_ENABLED=False)  # noqa: S106 - renders HTML only, signs nothing
+    return app
+
+
+def static_form_html(kind: str, **context: object) -> str:
+    """The form of one flow as static HTML (the build calls this), its CSRF token left for forms.js to fill."""
+    with _renderer().test_request_context():
+        form = ChecklistForm() if kind == "checklist" else ContactForm()
+        return render_template(f"forms/{kind}.html", form=form, csrf_token="", started="", **context)

@@ -15,43 +15,45 @@ import logging
 import os
 import re
 import threading
-import time
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from flask import Flask, current_app
-from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from leadform import db, direct_sql, mails
-from leadform.activity import RequestGauge
-from leadform.mail_backends import FileBackend, PermanentFailure, SMTPBackend, TemporaryFailure, from_config
+from leadform import db
+from leadform.mail import (
+    FileBackend,
+    Mail,
+    PermanentFailure,
+    RenderError,
+    SMTPBackend,
+    TemporaryFailure,
+    failure_report,
+    from_config,
+    render,
+)
 from leadform.models import OutboxMail, utcnow
 
 log = logging.getLogger("leadform.outbox")
 MAX_BACKOFF = 3600
 
 
-INSERT_MAIL = insert(OutboxMail.__table__)  # Core: the ORM's unit of work cost more than the row
-# Where a mail can be queued: an ORM session, a Core connection or a request's direct_sql transaction.
-Target = Session | Connection | direct_sql.Transaction
-
-
-def queue(target: Target, mail: mails.Mail, lead_id: int | None = None, due_at: dt.datetime | None = None) -> None:
+def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetime | None = None) -> None:
     """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits.
     `due_at` (default: now) lets a delivery pass queue a mail it will still send itself."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
     now = utcnow()
-    target.execute(INSERT_MAIL, {"kind": mail.kind, "to_addr": mail.to, "subject": mail.subject,
-                                 "context": mail.context, "headers": mail.headers,
-                                 "message_id": make_msgid(domain=domain), "lead_id": lead_id, "created_at": now,
-                                 "status": "queued", "attempts": 0, "next_attempt_at": due_at or now})
+    s.add(OutboxMail(kind=mail.kind, to_addr=mail.to, subject=mail.subject, context=mail.context,
+                     headers=mail.headers, message_id=make_msgid(domain=domain), lead_id=lead_id, created_at=now,
+                     status="queued", attempts=0, next_attempt_at=due_at or now))
 
 
 def bodies(mail: Row) -> tuple[str, str | None]:
     """A mail's text and HTML: rendered from its context, or as stored (sent, or queued before 0004)."""
     if mail.context is not None:
-        return mails.render(mail.kind, mail.context)
+        return render(mail.kind, mail.context)
     return mail.body_text or "", mail.body_html
 
 
@@ -171,7 +173,7 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
     try:
         text, html = bodies(mail)
         backend.send(build_message(mail, config["MAIL_FROM"], text, html), mail.id)
-    except (PermanentFailure, mails.RenderError) as exc:
+    except (PermanentFailure, RenderError) as exc:
         _fail(mail, str(exc), now)
         return "failed"
     except Exception as exc:  # TemporaryFailure, or the unforeseen (a bug, a full disk): this one waits
@@ -203,58 +205,57 @@ def _fail(mail: Row, error: str, now: dt.datetime) -> None:
     with db.transaction() as s:
         s.execute(MARK_FAILED, {"mail_id": mail.id, "error": error[:500]})
         if mail.kind != "coach_mail_failed":
-            queue(s, mails.failure_report(mail, error), due_at=now)
+            queue(s, failure_report(mail, error), due_at=now)
     log.error("mail failed outbox_id=%s kind=%s reason=%s", mail.id, mail.kind, error.split(" ", 1)[0][:20])
 
 
 # -- delivery after commit, in the background --------------------------------------------------------------
 
 class _Worker:
-    """One daemon thread per process that delivers after each commit and retries when due.
+    """One daemon thread per process: it delivers as soon as a request that queued mail has committed
+    (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start, so mail queued
+    before a restart leaves within seconds with no visitor needed. Claims are safe across threads,
+    processes and machines; cron's `flask outbox send` is the safety net."""
 
-    It sends in the gaps between this process's requests (leadform/activity.py): a mail costs more
-    CPU than the request that queued it, so under a burst the visitors still waiting for an answer
-    come first. A mail waits for a gap at most OUTBOX_MAX_DEFER_SECONDS; after that the thread
-    sends without waiting while mail leaves the queue. Between bursts a mail leaves within about a tenth
-    of a second after the request that queued it has been answered."""
-
-    def __init__(self, app: Flask, gauge: RequestGauge) -> None:
+    def __init__(self, app: Flask) -> None:
         self.app = app
-        self.gauge = gauge
         self.wake = threading.Event()
         self.pid: int | None = None
         self.lock = threading.Lock()
 
-    def kick(self) -> None:
+    def start(self) -> None:
+        """Start the thread in this process, once (gunicorn forks its workers after import)."""
         with self.lock:
-            if self.pid != os.getpid():  # first use in this process (gunicorn forks after import)
+            if self.pid != os.getpid():
                 self.pid = os.getpid()
                 threading.Thread(target=self._run, name="leadform-outbox", daemon=True).start()
+
+    def kick(self) -> None:
+        self.start()
         self.wake.set()
 
     def _run(self) -> None:
         while True:
-            self.wake.wait(timeout=float(self.app.config.get("OUTBOX_POLL_SECONDS", 30)))
-            self.wake.clear()
-            deadline = time.monotonic() + float(self.app.config["OUTBOX_MAX_DEFER_SECONDS"])
             try:
                 with self.app.app_context():
-                    while True:  # a batch at a time, each in a gap, while mail leaves the queue
-                        self.gauge.wait_for_gap(GAP, deadline)
+                    while True:  # a batch at a time, while mail leaves the queue
                         counts = deliver_due(CLAIM_BATCH)
                         if not (counts["sent"] or counts["failed"]):  # empty, or only retries: wait
                             break
-            except Exception:  # keep the thread alive; the cron command is the safety net
+            except Exception:  # keep the thread alive; the next wake or poll tries again
                 log.exception("outbox worker error")
-
-
-GAP = 0.01  # seconds without a request in progress that let the outbox thread send a batch
+            self.wake.wait(timeout=float(self.app.config["OUTBOX_POLL_SECONDS"]))
+            self.wake.clear()
 
 
 def init_app(app: Flask) -> None:
-    gauge = RequestGauge(app.wsgi_app)
-    app.wsgi_app = gauge  # type: ignore[method-assign]
-    app.extensions["leadform.outbox"] = _Worker(app, gauge)
+    app.extensions["leadform.outbox"] = _Worker(app)
+
+
+def start(app: Flask) -> None:
+    """Start delivering in the background (the servers call this; tests and CLI commands do not)."""
+    if app.config["OUTBOX_THREAD"]:
+        app.extensions["leadform.outbox"].start()
 
 
 def kick() -> None:

@@ -1,13 +1,96 @@
-"""The WSGI entry point for production: `gunicorn -w 4 -b 127.0.0.1:8001 leadform.wsgi:app`.
+"""The WSGI entry points, for gunicorn (deploy/gunicorn.conf.py).
 
-Only the app (the routes under /api/ and /download/); the static site is served
-by the web server in front. Configuration comes from LEADFORM_* environment
-variables (at least LEADFORM_SECRET_KEY). Load it without `--preload`: each
-worker then opens its own database connections after the fork.
+- `application()`: the app alone (/api/, /download/), for production behind nginx, which serves site/.
+- `with_site()`: the app and the built site on one origin, as `make run` serves them: WhiteNoise
+  serves site/ (folders to their index.html, a year's cache for fingerprinted assets, the .gz files
+  `make build` writes), with the same security headers as the app and the build's Content-Security-
+  Policy; paths it does not know get the site's own 404 page.
+
+Both start the outbox's delivery thread in each worker (gunicorn imports this after the fork).
 """
 
 from __future__ import annotations
 
-from leadform import create_app
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
-app = create_app()
+from flask import Flask
+from whitenoise import WhiteNoise
+
+from leadform import create_app, outbox
+from leadform.web import APP_POLICY, response_headers
+from site_config import csp
+
+APP_PREFIXES = ("/api/", "/download/")
+FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,}\.min\.(js|css)$|/assets/(javascripts|stylesheets)/.*\.[0-9a-f]{8}\.")
+
+
+def application(test_config: dict[str, Any] | None = None) -> Flask:
+    app = create_app(test_config)
+    outbox.start(app)
+    return app
+
+
+def with_site(test_config: dict[str, Any] | None = None) -> Callable[..., Iterable[bytes]]:
+    app = application(test_config)
+    return one_origin(app, Path(app.config["SITE_DIR"]), https=bool(app.config["PUBLIC_HTTPS"]))
+
+
+def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[..., Iterable[bytes]]:
+    """Requests under /api/ and /download/ go to the app, everything else to the static site. Files are
+    looked up per request (WhiteNoise's autorefresh), so a rebuild is served without a restart."""
+    policy = SitePolicy(site_dir)
+
+    def missing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        page = site_dir / "404.html"
+        body = page.read_bytes() if page.is_file() else b"Not found"
+        start_response("404 Not Found", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache"),
+                                         ("Content-Length", str(len(body)))])
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+
+    def no_cache_unless_fingerprinted(headers: Any, path: str, url: str) -> None:
+        if not FINGERPRINTED.search(url):
+            headers["Cache-Control"] = "no-cache"
+
+    site = WhiteNoise(missing, root=str(site_dir), autorefresh=True, index_file=True,
+                      add_headers_function=no_cache_unless_fingerprinted,
+                      immutable_file_test=lambda path, url: bool(FINGERPRINTED.search(url)))
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(APP_PREFIXES):
+            return app(environ, start_response)
+
+        def with_security_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *response_headers(https, policy.current()).items()], exc_info)
+
+        if "/." in path:  # dotfiles (the build's .csp.json) are not part of the site
+            return missing(environ, with_security_headers)
+        return site(environ, with_security_headers)
+
+    return dispatch
+
+
+class SitePolicy:
+    """The build's Content-Security-Policy (site/.csp.json), read again when a rebuild changes it.
+    Without one (a site built without our hooks) no inline script runs."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.file = site_dir / csp.POLICY_FILE
+        self.site_dir = site_dir
+        self.seen: tuple[float | None, str] = (-1.0, APP_POLICY)
+
+    def current(self) -> str:
+        try:
+            mtime: float | None = self.file.stat().st_mtime
+        except OSError:
+            mtime = None
+        if mtime != self.seen[0]:
+            try:
+                value = csp.read_policy(self.site_dir)
+            except csp.CSPError:
+                value = APP_POLICY
+            self.seen = (mtime, value)
+        return self.seen[1]

@@ -6,7 +6,7 @@ update. Instead, after every build, `write_policy()` reads every built page, has
 script (and <style> element) and writes the policy into the build output, where the servers
 read it:
 
-- `<site>/.csp.json`        for the embedded server (`leadform.serve.StaticSite`)
+- `<site>/.csp.json`        for the embedded server (`leadform.wsgi.one_origin`, `make run`)
 - `<site>/.csp.nginx.conf`  an `add_header` line that deploy/nginx.conf includes
 
 Then `verify_written()` reads both files back and checks they hold that policy, so a file that did not

@@ -6,12 +6,12 @@ from site_config import Checklist
 
 
 def checklist_form_html(checklist: Checklist) -> str:
-    from leadform.render import static_form_html
+    from leadform.forms import static_form_html
 
     return static_form_html("checklist", checklist=checklist)
 
 
 def contact_form_html() -> str:
-    from leadform.render import static_form_html
+    from leadform.forms import static_form_html
 
     return static_form_html("contact")

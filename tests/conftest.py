@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # deploy/local.py runs the production config in tests
+    sys.path.insert(0, str(ROOT))
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,6 +38,8 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("built") / "site"
     result = mkdocs_build(ROOT / "mkdocs.yml", out)
     assert result.returncode == 0, result.stderr
+    # as `make build` does: .gz copies of the text files, which `make run` serves to browsers that ask
+    subprocess.run([sys.executable, "-m", "whitenoise.compress", "--quiet", "--no-brotli", str(out)], check=True)
     return out
 
 
@@ -215,18 +219,17 @@ def live_config(request: pytest.FixtureRequest) -> dict:
 
 @pytest.fixture
 def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, live_config: dict):
-    """leadform.serve's one-origin WSGI app on a free loopback port, stopped after the test."""
+    """The site and the app on one origin as `make run` serves them (leadform.wsgi.one_origin), under a
+    threaded server in this process on a free loopback port, stopped after the test."""
     from werkzeug.serving import make_server
 
-    from leadform.serve import OneOrigin, StaticSite
+    from leadform.wsgi import application, one_origin
 
     overrides = {"OUTBOX_THREAD": True, **live_config}
     port = free_port()
-    from leadform import create_app
-
-    app = create_app(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir),
-                                PUBLIC_URL=f"http://127.0.0.1:{port}/", **overrides))
-    server = make_server("127.0.0.1", port, OneOrigin(app, StaticSite(site_dir)), threaded=True)
+    app = application(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir),
+                                 PUBLIC_URL=f"http://127.0.0.1:{port}/", **overrides))
+    server = make_server("127.0.0.1", port, one_origin(app, site_dir), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield LiveServer(f"http://127.0.0.1:{port}", app, server)

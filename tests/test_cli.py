@@ -10,8 +10,8 @@ import time
 from sqlalchemy import func, select
 
 from leadform import db
+from leadform.forms import issue_started
 from leadform.models import ContactMessage, Download, Lead, OutboxMail
-from leadform.timing import issue_started
 
 
 def total(app, model) -> int:

@@ -10,8 +10,8 @@ from conftest import smtp_config
 from sqlalchemy import func, select
 
 from leadform import db, outbox
+from leadform.forms import issue_started
 from leadform.models import ContactMessage, OutboxMail
-from leadform.timing import issue_started
 from site_config import load_settings
 
 FORM = {"name": "Jan De Smet", "email": "jan@example.be", "phone": "+32 9 123 45 67",

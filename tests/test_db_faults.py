@@ -1,8 +1,7 @@
 """The database cannot be written (disk full, file read-only): the visitor gets the Dutch
 "probeer het later opnieuw" page (503) with the form still filled in, nothing is half-written,
 and once the fault is gone the next submission succeeds without anyone repairing anything. The
-consent POST, which writes through its own engine and path (leadform/append_log.py), answers 503
-and recovers the same way.
+consent POST answers 503 and recovers the same way.
 
 The faults are real, made by the kernel: a tiny tmpfs filled to the last byte (ENOSPC, SQLite's
 SQLITE_FULL), and the database file, its WAL and its folder made immutable with `chattr +i`
@@ -22,7 +21,7 @@ import pytest
 
 from leadform import db
 from leadform.consent import example_payload
-from leadform.timing import issue_started
+from leadform.forms import issue_started
 
 CHECKLIST = {"name": "Jan Janssens", "email": "jan@example.be", "privacy": "y"}
 MESSAGE = "Kunnen we volgende week bellen over een traject voor ons team van twaalf mensen?"
@@ -185,8 +184,7 @@ def test_connection_opened_while_read_only_does_not_stay_read_only(make_app, tmp
     app, folder, database = read_only_setup(make_app, tmp_path)
     immutable(database, Path(f"{database}-wal"), folder)
     with app.app_context():
-        for durable in (True, False):  # what a new worker has: no connection opened before the fault
-            db.engine(durable).dispose()
+        db.engine().dispose()  # what a new worker has: no connection opened before the fault
 
     assert_fault_handled(app, database)
 

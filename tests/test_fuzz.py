@@ -28,9 +28,8 @@ from werkzeug.datastructures import MultiDict
 
 from leadform import db, outbox
 from leadform.cli import FORMULA_START, safe_cell
-from leadform.forms import SUBJECTS
+from leadform.forms import SUBJECTS, issue_started
 from leadform.models import ConsentRecord, ContactMessage, Download, Lead, OutboxMail
-from leadform.timing import issue_started
 from site_config import load_settings
 
 # The default profile is derandomized: the same cases on every CI run, so a red build means a change broke

@@ -23,9 +23,9 @@ from test_checklist_flow import link_in
 from test_reliability import ROOT
 
 from leadform import db, outbox
+from leadform.forms import issue_started
 from leadform.gdpr import years_before
 from leadform.models import ConsentRecord, ContactMessage, Download, Lead, OutboxMail, new_id, utcnow
-from leadform.timing import issue_started
 from site_config import load_settings
 
 TARGET = "an@example.be"

@@ -13,9 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from leadform import db
-from leadform.forms import EMAIL_MAX, NAME_MAX, PHONE_MAX
+from leadform.forms import EMAIL_MAX, NAME_MAX, PHONE_MAX, issue_started
 from leadform.models import ContactMessage, Download, Lead, OutboxMail
-from leadform.timing import issue_started
 from site_config import load_settings
 
 CHECKLIST = {"name": "Sofie Peeters", "email": "sofie@example.be", "privacy": "y"}

@@ -25,8 +25,8 @@ from conftest import ROOT, free_port
 from sqlalchemy import func, select
 
 from leadform import db
+from leadform.forms import issue_started
 from leadform.models import ContactMessage, Lead
-from leadform.timing import issue_started
 from site_config import load_settings
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -187,7 +187,7 @@ def test_consent_and_analytics_calls_are_limited_per_ip_with_a_json_429(limited_
 
 def test_limits_are_read_from_site_config(make_app, redis_prefix, tmp_path, monkeypatch) -> None:
     """The coach changes site.yml; the app follows without a code change."""
-    import leadform.extensions
+    import leadform.web
     import site_config
 
     config = tmp_path / "site_config"
@@ -199,7 +199,7 @@ def test_limits_are_read_from_site_config(make_app, redis_prefix, tmp_path, monk
     yml.write_text(text, encoding="utf-8")
     edited = site_config.load_settings(config)
     assert edited.limits.form_per_ip == "3 per 1 minute" and edited.limits.mails_per_address_per_day == 1
-    monkeypatch.setattr(leadform.extensions, "load_settings", lambda: edited)
+    monkeypatch.setattr(leadform.web, "load_settings", lambda: edited)
 
     app = make_app(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL,
                    LIMIT_KEY_PREFIX=redis_prefix)
@@ -222,7 +222,7 @@ def test_redis_going_away_never_costs_a_visitor_their_submission(make_app, redis
         statuses = [client.post("/api/checklists/teams", data={**CHECKLIST, "email": f"p{i}@example.be"}
                                 ).status_code for i in range(11)]
     finally:
-        from leadform.extensions import limiter
+        from leadform.web import limiter
 
         limiter._storage_dead = False  # one Limiter per process: later apps in this test run start healthy
     assert statuses == [303] * 10 + [429]

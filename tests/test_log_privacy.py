@@ -18,10 +18,10 @@ import pytest
 from conftest import smtp_config
 from sqlalchemy import select, update
 
-from leadform import db, logs, outbox
+from leadform import LOG_FORMAT, UTCFormatter, db, outbox
 from leadform.consent import example_payload
+from leadform.forms import issue_started
 from leadform.models import OutboxMail
-from leadform.timing import issue_started
 
 TOKEN = re.compile(r"/download/(\S+)")
 # The test's own SMTP server (aiosmtpd) and asyncio log peers and envelopes; they are not the app.
@@ -33,7 +33,7 @@ class Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.setFormatter(logs.UTCFormatter(logs.FORMAT, "%Y-%m-%dT%H:%M:%S"))
+        self.setFormatter(UTCFormatter(LOG_FORMAT, "%Y-%m-%dT%H:%M:%S"))
         self.records: list[logging.LogRecord] = []
         self.lines: list[str] = []
 
@@ -173,27 +173,36 @@ def test_one_line_per_event_in_utc(make_app, captured_logs, canary) -> None:
     for line in app_lines:
         assert stamp.match(line), line
     # The app's own handler writes UTC: its timestamp is the UTC time, whatever the machine's zone.
-    handler = next(h for h in logging.getLogger("leadform").handlers if getattr(h, "_leadform", False))
+    handler = next(h for h in logging.getLogger("leadform").handlers if isinstance(h.formatter, UTCFormatter))
     record = logging.LogRecord("leadform.test", logging.INFO, __file__, 1, "probe", None, None)
     formatted = handler.format(record)
     assert formatted.startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(record.created))), formatted
 
 
-def test_the_embedded_server_logs_no_visitor_ip(live_server, captured_logs, capfd) -> None:
-    """`make run` (werkzeug): its access log would write the visitor's IP; an error line too."""
+def test_the_embedded_server_logs_no_visitor_ip(site_dir, tmp_path, pdf_dir) -> None:
+    """`make run` (gunicorn with deploy/gunicorn.conf.py): no access log, and an error line about a
+    malformed request names no client either."""
     import urllib.request
 
-    port = int(live_server.url.rsplit(":", 1)[1])
-    for path in ("/", "/api/csrf", "/bestaat-niet/"):
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(live_server.url + path, timeout=10).read()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # a malformed request line
-        sock.sendall(b"GARBAGE / HTTP/9.9\r\n\r\n")
-        sock.recv(1024)
-    time.sleep(0.2)
-    out, err = capfd.readouterr()
-    hits = [line for line in [*captured_logs.lines, *out.splitlines(), *err.splitlines()] if "127.0.0.1" in line]
-    assert hits == [], hits[:3]
+    from conftest import free_port
+
+    from deploy import local
+
+    port, log = free_port(), tmp_path / "server.log"
+    env = {"LEADFORM_DEV_SECRET": "1", "LEADFORM_INSTANCE_PATH": str(tmp_path / "instance"),
+           "LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_PDF_DIR": str(pdf_dir), "GUNICORN_THREADS": "4"}
+    with local.gunicorn(env, port, log=log, wsgi="leadform.wsgi:with_site()"):
+        url = f"http://127.0.0.1:{port}"
+        for path in ("/", "/api/csrf", "/bestaat-niet/"):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(url + path, timeout=10).read()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # a malformed request line
+            sock.sendall(b"GARBAGE / HTTP/9.9\r\n\r\n")
+            sock.recv(1024)
+        time.sleep(0.2)
+    output = log.read_text()
+    assert "GET" not in output, "no access log"
+    assert "127.0.0.1" not in output, output[:500]
 
 
 def test_outbox_rows_keep_what_the_logs_leave_out(make_app, smtp_server, canary) -> None:

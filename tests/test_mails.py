@@ -1,4 +1,4 @@
-"""What each mail says, rendered at delivery from the facts its request stored (leadform/mails.py)."""
+"""What each mail says, rendered at delivery from the facts its request stored (leadform/mail.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 from conftest import smtp_config
 from sqlalchemy import select
 
-from leadform import db, mails, outbox
+from leadform import db, mail, outbox
 from leadform.models import OutboxMail
 from site_config import load_settings
 
 WHEN = dt.datetime(2026, 11, 27, 9, 5)
 
 
-def stored(mail: mails.Mail) -> tuple[str, str | None]:
+def stored(composed: mail.Mail) -> tuple[str, str | None]:
     """The mail rendered from its context after a trip through the database's JSON column."""
-    return mails.render(mail.kind, json.loads(json.dumps(mail.context)))
+    return mail.render(composed.kind, json.loads(json.dumps(composed.context)))
 
 
 def test_every_kind_renders_the_facts_its_request_stored(app) -> None:
@@ -31,39 +31,39 @@ def test_every_kind_renders_the_facts_its_request_stored(app) -> None:
     failed = SimpleNamespace(kind="checklist_link", to_addr="weg@example.be", subject="Je checklist",
                              created_at=WHEN, attempts=8)
     with app.app_context():
-        text, html = stored(mails.checklist_link(lead, teams, "http://site.test/download/abc"))
+        text, html = stored(mail.checklist_link(lead, teams, "http://site.test/download/abc"))
         assert "Dag Sofie <b>Peeters</b>," in text and "http://site.test/download/abc" in text
         assert f"{settings.limits.link_valid_days} dagen" in text and teams.title in text
         assert "Sofie &lt;b&gt;Peeters&lt;/b&gt;" in html and 'href="http://site.test/download/abc"' in html
-        text, html = stored(mails.coach_new_lead(lead, teams))
+        text, html = stored(mail.coach_new_lead(lead, teams))
         assert html is None and "E-mail: sofie@example.be" in text and "Nieuwsbrief: ja" in text
         assert "Aangevraagd op: 27/11/2026 09:05 (UTC)" in text
-        text, html = stored(mails.contact_to_coach(message, "Teamcoaching"))
+        text, html = stored(mail.contact_to_coach(message, "Teamcoaching"))
         assert "Telefoon: niet opgegeven" in text and "Onderwerp: Teamcoaching" in text
         assert "Bel me <morgen>." in text and "Bel me &lt;morgen&gt;." in html
-        text, _html = stored(mails.contact_confirmation(message))
+        text, _html = stored(mail.contact_confirmation(message))
         assert text.startswith("Dag Jan,")
-        text, html = stored(mails.failure_report(failed, "550 5.1.1 No such user"))
+        text, html = stored(mail.failure_report(failed, "550 5.1.1 No such user"))
         assert html is None and "Aan: weg@example.be" in text and "Gemaakt op: 27/11/2026 09:05 (UTC)" in text
         assert "Pogingen: 8" in text and "Reden: 550 5.1.1 No such user" in text
 
 
 def test_a_field_the_context_lacks_is_an_error_not_a_blank(app) -> None:
-    with app.app_context(), pytest.raises(mails.RenderError, match="contact_confirmation"):
-        mails.render("contact_confirmation", {"message": {}})
+    with app.app_context(), pytest.raises(mail.RenderError, match="contact_confirmation"):
+        mail.render("contact_confirmation", {"message": {}})
 
 
 def test_a_mail_that_cannot_be_rendered_fails_at_once_and_the_coach_is_told(make_app, smtp_server) -> None:
     """A checklist taken out of site_config while its mail waited: retrying cannot help."""
     app = make_app(**smtp_config(smtp_server.port))
     with app.app_context(), db.transaction() as s:
-        outbox.queue(s, mails.Mail("checklist_link", "an@example.be", "Je checklist", {
+        outbox.queue(s, mail.Mail("checklist_link", "an@example.be", "Je checklist", {
             "lead": {"name": "An"}, "checklist": "bestaat-niet", "link": "http://site.test/download/x", "days": 14}))
     with app.app_context():
         assert outbox.deliver_due() == {"sent": 1, "retry": 0, "failed": 1}
         with db.transaction() as s:
-            mail = s.scalars(select(OutboxMail).where(OutboxMail.kind == "checklist_link")).one()
-            assert mail.status == "failed" and mail.attempts == 1 and "cannot render" in mail.last_error
-            assert mail.context["checklist"] == "bestaat-niet", "kept for a retry once the checklist is back"
+            row = s.scalars(select(OutboxMail).where(OutboxMail.kind == "checklist_link")).one()
+            assert row.status == "failed" and row.attempts == 1 and "cannot render" in row.last_error
+            assert row.context["checklist"] == "bestaat-niet", "kept for a retry once the checklist is back"
     [(rcpt, report)] = smtp_server.messages
     assert rcpt == [load_settings().coach.email] and "kon niet verstuurd worden" in report["Subject"]

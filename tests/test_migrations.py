@@ -9,32 +9,32 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from leadform import migrate
-from leadform.db import make_engine
+from leadform import db
+from leadform.db import MIGRATIONS, make_engine
 from leadform.models import Base
 
 
 def test_migrations_match_the_models_and_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "fresh.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
-    migrate.upgrade(engine)
+    db.upgrade(engine)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    migrate.upgrade(engine)  # a second start finds nothing to do
+    db.upgrade(engine)  # a second start finds nothing to do
 
 
 def test_a_database_of_the_first_release_is_upgraded_with_its_mail_still_queued(tmp_path: Path) -> None:
     """0002 replaces two outbox indexes by one; a queued mail of a running site stays queued and due."""
     path = tmp_path / "old.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
-    migrate.upgrade(engine, "0001")
+    db.upgrade(engine, "0001")
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO outbox (created_at, kind, to_addr, subject, headers, message_id, status, attempts, "
                      "next_attempt_at) VALUES ('2026-01-01 10:00:00', 'checklist_link', 'a@example.be', "
                      "'Je checklist', '{}', '<m@example.be>', 'queued', 0, '2026-01-01 10:00:00')")
-    migrate.upgrade(engine)
+    db.upgrade(engine)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     with sqlite3.connect(path) as conn:
@@ -45,7 +45,7 @@ def test_a_database_of_the_first_release_is_upgraded_with_its_mail_still_queued(
 
 
 def _upgrade(url: str) -> None:
-    migrate.upgrade(make_engine(url))
+    db.upgrade(make_engine(url))
 
 
 def test_workers_starting_together_on_a_fresh_file_all_come_up(tmp_path: Path) -> None:
@@ -61,6 +61,6 @@ def test_workers_starting_together_on_a_fresh_file_all_come_up(tmp_path: Path) -
     for worker in workers:
         worker.join(60)
     assert [worker.exitcode for worker in workers] == [0] * 6
-    head = ScriptDirectory.from_config(migrate.alembic_config(make_engine(url))).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with sqlite3.connect(tmp_path / "fresh.sqlite3") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]

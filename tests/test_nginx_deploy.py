@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 from test_security_headers import COMMON, assert_secure, bundle_path, cookie_attributes
 
-from leadform.security import APP_POLICY, HSTS, response_headers
+from leadform.web import APP_POLICY, HSTS, response_headers
 from site_config import csp
 
 sys.path.insert(0, str(ROOT))
@@ -26,7 +26,7 @@ from deploy import local  # noqa: E402
 
 
 def test_nginx_snippet_sends_exactly_the_apps_header_set() -> None:
-    """deploy/security-headers.conf + HSTS line of nginx.conf == leadform.security.response_headers(https=True)."""
+    """deploy/security-headers.conf + HSTS line of nginx.conf == leadform.web.response_headers(https=True)."""
     snippet = (ROOT / "deploy" / "security-headers.conf").read_text()
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     pattern = re.compile(r'^\s*add_header ([\w-]+) "([^"]*)" always;', re.MULTILINE)

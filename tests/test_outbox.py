@@ -6,17 +6,17 @@ import datetime as dt
 import time
 
 from conftest import smtp_config
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
-from leadform import db, mails, outbox
-from leadform.mail_backends import SMTPBackend
+from leadform import db, mail, outbox
+from leadform.mail import SMTPBackend
 from leadform.models import OutboxMail, utcnow
 
 
 def queue(app, count: int) -> None:
     with app.app_context(), db.transaction() as s:
         for n in range(count):
-            outbox.queue(s, mails.Mail("checklist_link", f"lead{n}@example.be", "Je checklist", {
+            outbox.queue(s, mail.Mail("checklist_link", f"lead{n}@example.be", "Je checklist", {
                 "lead": {"name": f"Lead {n}"}, "checklist": "teams", "link": f"http://site.test/download/{n}",
                 "days": 14}))
 
@@ -105,7 +105,7 @@ def test_a_failure_report_leaves_in_the_pass_that_found_the_failure(make_app, sm
 
 
 def test_a_mail_is_rendered_when_it_is_sent_and_then_keeps_what_it_said(make_app, smtp_server) -> None:
-    """The request stores the facts (leadform/mails.py); the bodies exist from delivery on, for the
+    """The request stores the facts (leadform/mail.py); the bodies exist from delivery on, for the
     coach's records and the retention purge, in place of those facts."""
     app = make_app(**smtp_config(smtp_server.port))
     queue(app, 1)
@@ -123,7 +123,7 @@ def test_a_mail_is_rendered_when_it_is_sent_and_then_keeps_what_it_said(make_app
 def test_a_mail_queued_before_the_upgrade_goes_out_with_the_bodies_it_was_stored_with(make_app, smtp_server) -> None:
     app = make_app(**smtp_config(smtp_server.port))
     with app.app_context(), db.transaction() as s:
-        s.execute(outbox.INSERT_MAIL, {"kind": "checklist_link", "to_addr": "old@example.be", "subject": "Je checklist",
+        s.execute(insert(OutboxMail), {"kind": "checklist_link", "to_addr": "old@example.be", "subject": "Je checklist",
                                        "body_text": "Een tekst van voor de upgrade.", "headers": {},
                                        "message_id": "<old@voorbeeld-coaching.be>"})
     assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, mkdocs_build
+from support.servers import site_client
 from werkzeug.test import Client
 
-from leadform.security import APP_POLICY, HSTS, response_headers
-from leadform.serve import OneOrigin, StaticSite
+from leadform.web import APP_POLICY, HSTS, response_headers
 from site_config import csp
 
 COMMON = {
@@ -200,8 +200,8 @@ def test_a_script_added_during_the_build_still_needs_consent(project_copy: Path)
 # -- the static site (make run, live_server) -----------------------------------------------------------
 
 @pytest.mark.parametrize("https", [False, True])
-def test_every_kind_of_static_response_carries_the_headers(site_dir: Path, https: bool) -> None:
-    client = Client(StaticSite(site_dir, https=https))
+def test_every_kind_of_static_response_carries_the_headers(app, site_dir: Path, https: bool) -> None:
+    client = site_client(app, site_dir, https=https)
     policy = csp.read_policy(site_dir)
     responses = {
         "page": client.get("/"),
@@ -212,23 +212,23 @@ def test_every_kind_of_static_response_carries_the_headers(site_dir: Path, https
         "redirect": client.get("/contact"),
         "405": client.post("/"),
     }
-    assert [r.status_code for r in responses.values()] == [200, 200, 200, 200, 404, 301, 405]
+    assert [r.status_code for r in responses.values()] == [200, 200, 200, 200, 404, 302, 405]
     for kind, response in responses.items():
         assert_secure(response.headers, policy, https), kind
 
 
-def test_dotfiles_and_the_policy_files_are_not_served(site_dir: Path) -> None:
-    client = Client(StaticSite(site_dir))
+def test_dotfiles_and_the_policy_files_are_not_served(app, site_dir: Path) -> None:
+    client = site_client(app, site_dir)
     for path in ("/.csp.json", "/.csp.nginx.conf", "/%2ecsp.json", "/assets/.csp.json", "/.git/config"):
         response = client.get(path)
         assert response.status_code == 404, path
         assert b"default-src" not in response.data, path
 
 
-def test_a_rebuild_changes_the_served_policy_without_a_restart(site_dir: Path, tmp_path: Path) -> None:
+def test_a_rebuild_changes_the_served_policy_without_a_restart(app, site_dir: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     shutil.copytree(site_dir, site)
-    client = Client(StaticSite(site))
+    client = site_client(app, site)
     before = client.get("/").headers["Content-Security-Policy"]
     record = json.loads((site / csp.POLICY_FILE).read_text())
     record["content-security-policy"] = before.replace("script-src 'self'", "script-src 'self' 'sha256-bmV3'")
@@ -237,23 +237,21 @@ def test_a_rebuild_changes_the_served_policy_without_a_restart(site_dir: Path, t
     assert "'sha256-bmV3'" in client.get("/").headers["Content-Security-Policy"]
 
 
-def test_without_a_policy_file_no_inline_script_is_allowed(site_dir: Path, tmp_path: Path) -> None:
+def test_without_a_policy_file_no_inline_script_is_allowed(app, site_dir: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     shutil.copytree(site_dir, site)
     (site / csp.POLICY_FILE).unlink()
-    assert Client(StaticSite(site)).get("/").headers["Content-Security-Policy"] == APP_POLICY
+    assert site_client(app, site).get("/").headers["Content-Security-Policy"] == APP_POLICY
     assert "sha256" not in APP_POLICY
 
 
-def test_make_run_passes_public_https_to_the_static_site(site_dir: Path, make_app,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import leadform
-    from leadform import serve
+def test_make_run_passes_public_https_to_the_static_site(site_dir: Path, tmp_path: Path, pdf_dir: Path) -> None:
+    from conftest import app_config
 
-    app = make_app(SITE_DIR=str(site_dir), PUBLIC_HTTPS=True)
-    monkeypatch.setattr(leadform, "create_app", lambda config=None: app)
-    one_origin = serve.make_app()
-    assert one_origin.site.https is True
+    from leadform.wsgi import with_site
+
+    one_origin = with_site(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir), PUBLIC_HTTPS=True,
+                                      OUTBOX_THREAD=False))
     assert Client(one_origin).get("/").headers["Strict-Transport-Security"] == HSTS
 
 
@@ -276,7 +274,7 @@ def test_every_kind_of_app_response_carries_the_headers(make_app, site_dir: Path
 
 
 def test_one_origin_gives_site_and_app_their_own_policy(app, site_dir: Path) -> None:
-    client = Client(OneOrigin(app, StaticSite(site_dir)))
+    client = site_client(app, site_dir)
     assert client.get("/").headers["Content-Security-Policy"] == csp.read_policy(site_dir)
     assert client.get("/api/csrf").headers["Content-Security-Policy"] == APP_POLICY
     assert response_headers(False)["Content-Security-Policy"] == APP_POLICY

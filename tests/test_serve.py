@@ -5,17 +5,18 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+from support.servers import site_client
 from werkzeug.test import Client
 
-from leadform.serve import OneOrigin, StaticSite
+
+@pytest.fixture
+def static_client(app, site_dir: Path) -> Client:
+    return site_client(app, site_dir)
 
 
-def static_client(site_dir: Path) -> Client:
-    return Client(StaticSite(site_dir))
-
-
-def test_pages_are_gzipped_for_browsers_that_ask(site_dir: Path) -> None:
-    client = static_client(site_dir)
+def test_pages_are_gzipped_for_browsers_that_ask(static_client: Client) -> None:
+    client = static_client
     plain = client.get("/")
     packed = client.get("/", headers={"Accept-Encoding": "gzip, br"})
     assert plain.status_code == packed.status_code == 200
@@ -25,16 +26,16 @@ def test_pages_are_gzipped_for_browsers_that_ask(site_dir: Path) -> None:
     assert plain.headers["Cache-Control"] == "no-cache"
 
 
-def test_fingerprinted_assets_are_cached_for_a_year(site_dir: Path) -> None:
+def test_fingerprinted_assets_are_cached_for_a_year(static_client: Client, site_dir: Path) -> None:
     bundle = next((site_dir / "assets" / "javascripts").glob("bundle.*.min.js")).name
-    response = static_client(site_dir).get(f"/assets/javascripts/{bundle}")
-    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    response = static_client.get(f"/assets/javascripts/{bundle}")
+    assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable"
     assert response.headers["Content-Type"].startswith("text/javascript")
 
 
-def test_folders_redirect_to_the_slash_and_unknown_paths_get_the_404_page(site_dir: Path) -> None:
-    client = static_client(site_dir)
-    assert client.get("/contact").headers["Location"] == "/contact/"
+def test_folders_redirect_to_the_slash_and_unknown_paths_get_the_404_page(static_client: Client) -> None:
+    client = static_client
+    assert client.get("/contact").headers["Location"] == "contact/"  # relative: /contact -> /contact/
     missing = client.get("/bestaat-niet/")
     assert missing.status_code == 404 and b"<html" in missing.data
     assert client.get("/../pyproject.toml").status_code == 404
@@ -42,8 +43,8 @@ def test_folders_redirect_to_the_slash_and_unknown_paths_get_the_404_page(site_d
     assert client.post("/").status_code == 405
 
 
-def test_api_paths_go_to_the_app(app, site_dir: Path) -> None:
-    client = Client(OneOrigin(app, StaticSite(site_dir)))
+def test_api_paths_go_to_the_app(static_client: Client) -> None:
+    client = static_client
     assert client.get("/api/csrf").json["csrf_token"]
     assert client.get("/download/nope").status_code == 404
     assert b"Deze link werkt niet" in client.get("/download/nope").data

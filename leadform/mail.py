@@ -1,0 +1,194 @@
+"""Mail: what each one says, and where it goes.
+
+A request composes its mail (`Mail`: the facts it needs, JSON-ready) and the outbox stores it in
+the same transaction; the templates (HTML autoescaped) render it when it is sent. Visitor input
+only ever goes into bodies; headers get fixed subjects and addresses that passed email-validator.
+A backend writes .eml files (the embedded default) or talks SMTP, and raises `TemporaryFailure`
+(try again later) or `PermanentFailure` (give up); the outbox decides what to do with each.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from jinja2 import StrictUndefined, TemplateError
+
+from site_config import Checklist, load_settings
+
+log = logging.getLogger("leadform.mail")
+
+
+@dataclass(frozen=True)
+class Mail:
+    kind: str
+    to: str
+    subject: str
+    context: dict[str, Any]  # JSON-ready: what the kind's templates need beyond the site settings
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Per kind: its templates' name in templates/mail/, and whether it has an HTML part.
+TEMPLATES = {
+    "checklist_link": ("checklist_link", True),
+    "coach_new_lead": ("coach_new_lead", False),
+    "contact_to_coach": ("contact_to_coach", True),
+    "contact_confirmation": ("contact_confirmation", True),
+    "coach_mail_failed": ("mail_failed", False),
+}
+WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
+
+
+class RenderError(Exception):
+    """A stored mail its templates cannot render (a checklist no longer in site_config, a field the
+    context lacks): sending it again would not help."""
+
+
+def render(kind: str, context: dict[str, Any]) -> tuple[str, str | None]:
+    """The text and HTML bodies of a mail of `kind`, from its stored context. A field missing from
+    the context is an error, not an empty line in a mail."""
+    template, html = TEMPLATES[kind]
+    settings = load_settings()
+    variables = {**context, "settings": settings, "coach": settings.coach}
+    env = current_app.extensions.get("leadform.mail_templates")
+    if env is None:
+        env = current_app.extensions["leadform.mail_templates"] = current_app.jinja_env.overlay(
+            undefined=StrictUndefined)
+    try:
+        if "checklist" in context:
+            variables["checklist"] = settings.checklist(context["checklist"])
+        return (env.get_template(f"mail/{template}.txt").render(variables),
+                env.get_template(f"mail/{template}.html").render(variables) if html else None)
+    except (KeyError, TemplateError) as exc:
+        raise RenderError(f"cannot render {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+def coach_address() -> str:
+    return current_app.config.get("COACH_EMAIL") or load_settings().coach.email
+
+
+def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
+    """`lead` needs a name and an email; it may be a lead not stored yet."""
+    return Mail("checklist_link", lead.email, f"Je {checklist.title}: je persoonlijke downloadlink",
+                {"lead": {"name": lead.name}, "checklist": checklist.slug, "link": link,
+                 "days": load_settings().limits.link_valid_days})
+
+
+def with_unsubscribe(mail: Mail) -> Mail:
+    """The mail with a List-Unsubscribe header, for a lead who asked for the newsletter."""
+    unsubscribe = f"<mailto:{coach_address()}?subject=uitschrijven>"
+    return replace(mail, headers={**mail.headers, "List-Unsubscribe": unsubscribe})
+
+
+def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
+    if not current_app.config["NOTIFY_COACH"]:
+        return None
+    return Mail("coach_new_lead", coach_address(), f"Nieuwe bevestigde aanvraag: {checklist.title}",
+                {"checklist": checklist.slug, "lead": {
+                    "name": lead.name, "email": lead.email, "newsletter": lead.newsletter_consent_at is not None,
+                    "requested": lead.created_at.strftime(WHEN)}})
+
+
+def contact_to_coach(message: Any, subject_label: str) -> Mail:
+    return Mail("contact_to_coach", coach_address(), f"Nieuw bericht via de website: {subject_label}",
+                {"message": {"name": message.name, "email": message.email, "phone": message.phone,
+                             "message": message.message}, "subject_label": subject_label},
+                headers={"Reply-To": message.email})
+
+
+def contact_confirmation(message: Any) -> Mail | None:
+    if not current_app.config["CONTACT_CONFIRMATION"]:
+        return None
+    return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen",
+                {"message": {"name": message.name}})
+
+
+def failure_report(mail: Any, error: str) -> Mail:
+    """`mail` is the outbox row that failed."""
+    return Mail("coach_mail_failed", coach_address(), "Een e-mail van de website kon niet verstuurd worden",
+                {"mail": {"kind": mail.kind, "to_addr": mail.to_addr, "subject": mail.subject,
+                          "created": mail.created_at.strftime(WHEN), "attempts": mail.attempts}, "error": error})
+
+
+# -- backends ------------------------------------------------------------------------------------------
+
+LINK = re.compile(r"https?://\S+/download/\S+")
+
+
+class TemporaryFailure(Exception):
+    """The server may accept it later: 4xx, refused connection, timeout."""
+
+
+class PermanentFailure(Exception):
+    """The server refused it for good: 5xx."""
+
+
+class FileBackend:
+    """Writes each mail as an .eml file; prints download links so `make run` needs no mail server."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def send(self, message: EmailMessage, outbox_id: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{outbox_id:08d}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(bytes(message))
+        tmp.replace(path)
+        text = message.get_body(("plain",))
+        for link in LINK.findall(text.get_content() if text else ""):
+            print(f"[mail {outbox_id}] download link: {link}", flush=True)
+        log.info("mail written outbox_id=%s file=%s", outbox_id, path.name)
+
+
+class SMTPBackend:
+    def __init__(self, host: str, port: int, security: str, user: str | None, password: str | None,
+                 timeout: float) -> None:
+        self.host, self.port, self.security = host, port, security
+        self.user, self.password, self.timeout = user, password, timeout
+
+    def send(self, message: EmailMessage, outbox_id: int) -> None:
+        try:
+            if self.security == "tls":
+                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                        context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            with smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.user:
+                    smtp.login(self.user, self.password or "")
+                refused = smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise _by_code(min(codes), "recipient refused") from None
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")[:200]) from None
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise TemporaryFailure(f"{type(exc).__name__}: {exc}"[:300]) from None
+        if refused:
+            raise _by_code(min(code for code, _ in refused.values()), "recipient refused")
+        log.info("mail sent outbox_id=%s", outbox_id)
+
+
+def _by_code(code: int, text: str) -> Exception:
+    if 400 <= code < 500:
+        return TemporaryFailure(f"{code} {text}")
+    return PermanentFailure(f"{code} {text}")
+
+
+def from_config(config: dict) -> FileBackend | SMTPBackend:
+    if config["MAIL_BACKEND"] == "smtp":
+        return SMTPBackend(config["SMTP_HOST"], int(config["SMTP_PORT"]), config["SMTP_SECURITY"],
+                           config["SMTP_USER"], config["SMTP_PASSWORD"], float(config["SMTP_TIMEOUT"]))
+    if config["MAIL_BACKEND"] == "file":
+        return FileBackend(config["MAIL_DIR"])
+    raise RuntimeError(f"LEADFORM_MAIL_BACKEND must be 'file' or 'smtp', not {config['MAIL_BACKEND']!r}")

@@ -1,0 +1,182 @@
+"""What every route shares: CSRF and rate limits, security headers, the site's page shell,
+the same-origin check for the JSON endpoints, and the two small routes /api/csrf and /api/health.
+
+Rate limits are counted per visitor IP and, on the forms that carry one, per e-mail address. Both
+keys are HMACs under the app secret, so neither the limiter's storage (Redis) nor its log lines
+ever hold an address or an IP. Several workers or machines share one storage
+(LEADFORM_RATELIMIT_STORAGE_URI=redis://…); the embedded default `memory://` suits one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect, generate_csrf
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from leadform.forms import issue_started
+from site_config import load_settings
+from site_config.csp import policy
+
+csrf = CSRFProtect()
+bp = Blueprint("web", __name__)
+
+
+# -- rate limits -----------------------------------------------------------------------------------------
+
+def _pseudonym(kind: str, value: str) -> str:
+    """A stable, secret-keyed stand-in for an IP or an e-mail address, under the app's LIMIT_KEY_PREFIX."""
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    digest = hmac.new(secret, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{current_app.config.get('LIMIT_KEY_PREFIX') or 'leadform'}/{kind}:{digest}"
+
+
+def ip_key() -> str:
+    """The visitor's IP, pseudonymised (behind a proxy, PROXY_FIX_X_FOR makes it the visitor's)."""
+    return _pseudonym("ip", get_remote_address() or "unknown")
+
+
+def submitted_email() -> str:
+    """The form's e-mail address normalised as the forms do (strip, lower), or '' if there is none."""
+    try:
+        value = request.form.get("email", "")
+    except HTTPException:  # too large or malformed: the view answers that, not the limiter
+        return ""
+    return value.strip().lower()
+
+
+def email_key() -> str:
+    return _pseudonym("email", submitted_email())
+
+
+def no_email() -> bool:
+    return not submitted_email()
+
+
+def accepted(response: Response) -> bool:
+    """Only a submission that went through counts against an address, not a typo shown again."""
+    return response.status_code < 400
+
+
+limiter = Limiter(ip_key, default_limits=[], headers_enabled=False, strategy="moving-window")
+
+
+def per_ip(setting: str, scope: str) -> Callable:
+    """Decorator: the limit named `setting` in site_config's `limits`, per IP, counted on every request."""
+    return limiter.limit(lambda: getattr(load_settings().limits, setting), scope=scope)
+
+
+def per_email(scope: str) -> Callable:
+    """Decorator: at most `mails_per_address_per_day` accepted submissions per address per day."""
+    return limiter.limit(lambda: f"{load_settings().limits.mails_per_address_per_day} per day",
+                         key_func=email_key, scope=scope, exempt_when=no_email, deduct_when=accepted)
+
+
+# -- headers and pages -----------------------------------------------------------------------------------
+
+HSTS = "max-age=31536000; includeSubDomains"   # one year; sent over HTTPS only (PUBLIC_HTTPS)
+APP_POLICY = policy()  # the app's pages have no inline code: the site's policy without hashes
+
+
+def response_headers(https: bool, content_security_policy: str = APP_POLICY) -> dict[str, str]:
+    """The headers every response carries, the static site's and the app's alike (deploy/nginx.conf
+    sends the same; tests/test_security_headers.py compares). HSTS only over HTTPS."""
+    headers = {
+        "Content-Security-Policy": content_security_policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "X-Frame-Options": "DENY",   # for browsers without CSP frame-ancestors
+    }
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
+def _add_headers(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in response_headers(current_app.config["PUBLIC_HTTPS"]).items():
+        if name == "Content-Security-Policy":
+            response.headers.setdefault(name, value)   # a route may set its own (the site's 404 page)
+        else:
+            response.headers[name] = value
+    return response
+
+
+@cache
+def _site_stylesheets(site_dir: str) -> tuple[str, ...]:
+    """Material's fingerprinted stylesheet from the built site, then the coach's own."""
+    folder = Path(site_dir) / "assets" / "stylesheets"
+    material = sorted(p.name for p in folder.glob("main.*.min.css"))
+    return tuple(f"/assets/stylesheets/{name}" for name in material[:1]) + ("/assets/stylesheets/coach.css",)
+
+
+def render_page(template: str, status: int = 200, **context: object) -> tuple[str, int]:
+    """A page the app draws itself (a form shown again, an expired link, an error) in the site's look."""
+    settings = load_settings()
+    html = render_template(template, settings=settings, coach=settings.coach,
+                           stylesheets=_site_stylesheets(current_app.config["SITE_DIR"]), **context)
+    return html, status
+
+
+# -- the JSON endpoints' same-origin rule -------------------------------------------------------------------
+
+def require_same_origin() -> None:
+    """403 unless the request comes from a page of this site. The consent and analytics endpoints are
+    exempt from the CSRF token (the banner sits on static pages and posts JSON or text): a browser
+    sends a cross-origin POST of `application/json` only after a CORS preflight, which this app never
+    allows, and on top a request whose Origin or Sec-Fetch-Site names another site is refused."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site != "same-origin":
+        abort(403)
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        abort(403)
+
+
+def read_body(mimetype: str, max_bytes: int) -> bytes:
+    """The body of a same-origin request of one content type: 403 from another site, 415 for another
+    type, 400 when it is larger than `max_bytes` or has no declared length."""
+    require_same_origin()
+    if request.mimetype != mimetype:
+        abort(415)
+    length = request.content_length
+    if length is None or length > max_bytes:
+        abort(400)
+    return request.get_data(cache=False)
+
+
+# -- routes ----------------------------------------------------------------------------------------------
+
+@bp.get("/api/csrf")
+def csrf_token() -> Response:
+    """The token a static page's form needs (forms.js fetches it), and the contact form's signed start time."""
+    response = jsonify(csrf_token=generate_csrf(), started=issue_started())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/api/health")
+def health() -> dict[str, str]:
+    """For load balancers, and the benchmarks' trivial baseline."""
+    return {"status": "ok"}
+
+
+def init_app(app: Flask) -> None:
+    proxies = int(app.config.get("PROXY_FIX_X_FOR") or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.after_request(_add_headers)
+    app.register_blueprint(bp)
