@@ -10,19 +10,13 @@ import pytest
 from conftest import free_port, smtp_config
 from pypdf import PdfReader
 from sqlalchemy import func, select
+from support.mail import LINK, link_in
 
 from leadform import db, mail, outbox
 from leadform.models import Download, Lead, OutboxMail
 from site_config import load_settings
 
 FORM = {"name": "Sofie Peeters", "email": "Sofie.Peeters@Example.be", "privacy": "y"}
-LINK = re.compile(r"http://site\.test/download/(\S+)")
-
-
-def link_in(app, mail: OutboxMail) -> str:
-    """The download token in a queued mail, as its text reads when it is sent."""
-    with app.app_context():
-        return LINK.search(outbox.bodies(mail)[0]).group(1)
 
 
 def count(app, model, *where) -> int:

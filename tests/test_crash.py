@@ -19,9 +19,8 @@ import subprocess
 import sys
 import time
 
-from conftest import free_port
-from test_reliability import (
-    ROOT,
+from conftest import ENGINE, ROOT, free_port
+from support.load import (
     Gunicorn,
     Load,
     Store,
@@ -58,7 +57,7 @@ def start(tmp_path, pdf_dir, smtp_port: int) -> tuple[Gunicorn, Store]:
     port = free_port()
     env = app_env(tmp_path / "instance", pdf_dir, port, smtp_port, OUTBOX_LEASE_SECONDS=LEASE)
     server = Gunicorn(env, port, tmp_path / "gunicorn.log").start()
-    return server, Store(tmp_path / "instance" / "leadform.sqlite3")
+    return server, Store.of(tmp_path / "instance")
 
 
 def test_kill_9_of_workers_mid_load_loses_nothing(tmp_path, pdf_dir, smtp_server, capsys) -> None:
@@ -81,8 +80,8 @@ def test_kill_9_of_workers_mid_load_loses_nothing(tmp_path, pdf_dir, smtp_server
     errors = sum(len(o.errors) for o in outcomes)
     assert all(o.status is not None for o in outcomes), "every visitor got an answer after pressing again"
     with capsys.disabled():
-        print(f"\n[crash] kill -9 of {len(killed)} workers mid-load: {len(outcomes)} submissions, "
-              f"{errors} connection errors (retried), rows {rows}, all acknowledged stored, integrity ok; "
+        print(f"\n[crash] {ENGINE}: kill -9 of {len(killed)} workers mid-load: {len(outcomes)} submissions, "
+              f"{errors} connection errors (retried), rows {rows}, all acknowledged stored, {store.checked}; "
               f"{mails} mails delivered, {len(twice)} twice (SMTP accepted, then killed before 'sent')")
 
 
@@ -110,7 +109,8 @@ def test_kill_9_of_the_whole_server_mid_load_loses_nothing(tmp_path, pdf_dir, sm
     assert errors > 0, "the kill happened while visitors were submitting"
     assert all(o.status is not None for o in outcomes)
     with capsys.disabled():
-        print(f"\n[crash] kill -9 of master + 4 workers mid-load ({before_restart} rows stored then), restart: "
+        print(f"\n[crash] {ENGINE}: kill -9 of master + 4 workers mid-load ({before_restart} rows stored then), "
+              "restart: "
               f"{len(outcomes)} submissions, {errors} connection errors (retried), rows {rows}, all acknowledged "
-              f"stored, integrity ok; cron `outbox send`: {cron.stdout.strip()}; {mails} mails delivered, "
+              f"stored, {store.checked}; cron `outbox send`: {cron.stdout.strip()}; {mails} mails delivered, "
               f"{len(twice)} twice (SMTP accepted, then killed before 'sent')")

@@ -11,16 +11,15 @@ import datetime as dt
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import smtp_config
+from conftest import ROOT, smtp_config
 from sqlalchemy import func, select, update
-from test_checklist_flow import link_in
-from test_reliability import ROOT
+from support import database
+from support.mail import link_in
 
 from leadform import db, outbox
 from leadform.forms import issue_started
@@ -30,7 +29,6 @@ from site_config import load_settings
 
 TARGET = "an@example.be"
 BYSTANDER = "jan@example.be"  # contains the target's address: a substring match would erase Jan too
-LINK = re.compile(r"http://site\.test/download/(\S+)")
 WHOLE_TARGET = re.compile(r"(?<![\w.+-])an@example\.be(?![\w.-])", re.IGNORECASE)
 
 
@@ -94,12 +92,7 @@ def export(app, email: str) -> dict:
 
 def dump(app) -> str:
     with app.app_context():
-        path = db.engine().url.database
-    conn = sqlite3.connect(path)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
+        return database.dump(db.engine())
 
 
 def test_export_has_everything_about_the_address_and_nothing_else(people) -> None:

@@ -17,9 +17,9 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import free_port, smtp_config
+from conftest import ENGINE, free_port, smtp_config
 from sqlalchemy import func, select, update
-from test_reliability import Browser, Gunicorn, Store, Task, app_env, percentile
+from support.load import Browser, Gunicorn, Store, Task, app_env, percentile
 
 from leadform import db, outbox
 from leadform.models import OutboxMail
@@ -195,7 +195,7 @@ def test_a_hanging_mail_server_does_not_slow_the_visitor(tmp_path, pdf_dir, hang
     port = free_port()
     env = app_env(tmp_path / "instance", pdf_dir, port, hanging_smtp.port, SMTP_TIMEOUT=1)
     server = Gunicorn(env, port, tmp_path / "gunicorn.log").start()
-    store = Store(tmp_path / "instance" / "leadform.sqlite3")
+    store = Store.of(tmp_path / "instance")
     normal, hanging = [], []
     try:
         _timed_posts(port, 4, 10, "warm-up")
@@ -218,7 +218,7 @@ def test_a_hanging_mail_server_does_not_slow_the_visitor(tmp_path, pdf_dir, hang
     assert set(delivered) == set(store.message_ids()) and set(delivered.values()) == {1}
     p99_normal, p99_hanging = percentile(normal, 0.99), percentile(hanging, 0.99)
     with capsys.disabled():
-        print(f"\n[mail hang] checklist POST on gunicorn (4 workers, production config), 4 clients, "
+        print(f"\n[mail hang] checklist POST on gunicorn (4 workers, production config) on {ENGINE}, 4 clients, "
               f"{len(normal)} requests "
               "per condition: "
               f"SMTP answering p50 {percentile(normal, 0.5) * 1000:.0f} ms p99 {p99_normal * 1000:.0f} ms; "

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_security_headers import COMMON, assert_secure, bundle_path, cookie_attributes
+from conftest import ROOT, TEST_DATABASE_URL
+from support.headers import COMMON, assert_secure, bundle_path, cookie_attributes
 
 from leadform.web import APP_POLICY, HSTS, response_headers
 from site_config import csp
@@ -36,13 +36,17 @@ def test_nginx_snippet_sends_exactly_the_apps_header_set() -> None:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory, site_dir: Path, pdf_dir: Path):
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, site_dir: Path,
+               pdf_dir: Path):
     assert Path(local.NGINX).exists(), "nginx not found: apt-get install -y nginx"
     assert shutil.which("openssl"), "openssl not found: apt-get install -y openssl"
     workdir = tmp_path_factory.mktemp("deploy")
     env = {"LEADFORM_SECRET_KEY": "test-" + "0" * 40, "LEADFORM_PDF_DIR": str(pdf_dir),
            "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_RATELIMIT_ENABLED": "false",
            "LEADFORM_MAIL_BACKEND": "file"}
+    if TEST_DATABASE_URL:  # this run's PostgreSQL database, its schema made before the app starts on it
+        request.getfixturevalue("_postgresql_schema")
+        env["LEADFORM_DATABASE_URL"] = TEST_DATABASE_URL
     with local.nginx_and_app(site_dir, workdir, env) as running:
         yield running
 

@@ -17,19 +17,13 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, mkdocs_build
+from support.headers import assert_secure, bundle_path, set_cookies
 from support.servers import site_client
 from werkzeug.test import Client
 
 from leadform.web import APP_POLICY, HSTS, response_headers
 from site_config import csp
 
-COMMON = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
 REQUIRED_DIRECTIVES = {"default-src": {"'none'"}, "frame-ancestors": {"'none'"}, "base-uri": {"'none'"},
                        "form-action": {"'self'"}, "object-src": {"'none'"}}
 
@@ -41,17 +35,6 @@ def directives(policy: str) -> dict[str, list[str]]:
         assert name not in parsed, f"duplicate directive {name}"
         parsed[name] = sources
     return parsed
-
-
-def assert_secure(headers, policy: str, https: bool) -> None:
-    for name, value in COMMON.items():
-        assert headers.get(name) == value, name
-    assert headers.get("Content-Security-Policy") == policy
-    assert headers.get("Strict-Transport-Security") == (HSTS if https else None)
-
-
-def bundle_path(site_dir: Path) -> str:
-    return "/assets/javascripts/" + next((site_dir / "assets" / "javascripts").glob("bundle.*.min.js")).name
 
 
 # -- the policy the build wrote -----------------------------------------------------------------------
@@ -312,19 +295,6 @@ def test_live_server_sends_the_headers_over_http(live_server, site_dir: Path) ->
 
 
 # -- cookies ------------------------------------------------------------------------------------------
-
-def cookie_attributes(header: str) -> tuple[str, dict[str, str]]:
-    first, *rest = [part.strip() for part in header.split(";")]
-    attrs = {}
-    for part in rest:
-        key, _, value = part.partition("=")
-        attrs[key.lower()] = value
-    return first.split("=", 1)[0], attrs
-
-
-def set_cookies(response) -> dict[str, dict[str, str]]:
-    return dict(cookie_attributes(h) for h in response.headers.getlist("Set-Cookie"))
-
 
 def test_session_cookie_over_https_is_host_prefixed_secure_httponly_lax(make_app) -> None:
     client = make_app(PUBLIC_HTTPS=True).test_client()
