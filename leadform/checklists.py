@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, send_file
+from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,8 +44,6 @@ def checklist_or_404(slug: str) -> Checklist:
 
 
 def form_page(form: ChecklistForm, checklist: Checklist, status: int, notice: str | None = None):
-    from flask_wtf.csrf import generate_csrf
-
     return render_page("form_page.html", status, kind="checklist", form=form, checklist=checklist,
                        title=f"Vraag de {checklist.title} aan", notice=notice, csrf_token=generate_csrf())
 

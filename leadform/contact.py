@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, redirect
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mail, outbox
@@ -27,8 +28,6 @@ UNAVAILABLE = ("Er ging iets mis bij het bewaren van je bericht. Er is niets ver
 def form_page(form: ContactForm, status: int, notice: str | None = None, *, resubmit: bool = False):
     """The form again, filled in. On a resubmit (no JavaScript) the visitor already spent the
     time typing on the static page, so the start time is backdated by the minimum."""
-    from flask_wtf.csrf import generate_csrf
-
     backdate = load_settings().limits.contact_min_seconds if resubmit else 0
     return render_page("form_page.html", status, kind="contact", form=form, title="Stuur een bericht",
                        notice=notice, csrf_token=generate_csrf(), started=issue_started(backdate))

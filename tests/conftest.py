@@ -19,6 +19,11 @@ if str(ROOT) not in sys.path:  # deploy/local.py runs the production config in t
     sys.path.insert(0, str(ROOT))
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# The database every app in this run uses: SQLite files in tmp_path by default; with
+# LEADFORM_TEST_DATABASE_URL=postgresql+psycopg://… the whole suite runs on that PostgreSQL database,
+# emptied before each test. Read here, before _no_leadform_env clears LEADFORM_* for the tests.
+TEST_DATABASE_URL = os.environ.get("LEADFORM_TEST_DATABASE_URL") or None
+ENGINE = "postgresql" if TEST_DATABASE_URL else "sqlite"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -96,6 +101,52 @@ def artifacts() -> Path:
 
 # -- the lead-capture app --------------------------------------------------------------------------------
 
+def pytest_report_header() -> str:
+    return f"database engine under test: {ENGINE}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test about SQLite by nature (its files, PRAGMAs, journal) says so with
+    `@pytest.mark.sqlite_only(reason=...)`; on PostgreSQL it is skipped with that reason."""
+    if ENGINE == "sqlite":
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker:
+            item.add_marker(pytest.mark.skip(reason=f"SQLite by nature: {marker.kwargs['reason']}"))
+
+
+@pytest.fixture(scope="session")
+def _postgresql_schema() -> None:
+    """The PostgreSQL database under test, at the migrations' head, from nothing."""
+    from sqlalchemy import create_engine
+
+    from leadform import db
+
+    engine = create_engine(TEST_DATABASE_URL)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    db.upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_database(request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL every test starts from empty tables, as it does from a new SQLite file."""
+    if ENGINE == "sqlite" or request.node.get_closest_marker("sqlite_only"):
+        return
+    from sqlalchemy import create_engine
+
+    from leadform.models import Base
+
+    request.getfixturevalue("_postgresql_schema")
+    engine = create_engine(TEST_DATABASE_URL)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _no_leadform_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's LEADFORM_* settings."""
@@ -116,18 +167,32 @@ def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_config(tmp_path: Path, pdf_dir: Path, **overrides: object) -> dict:
     return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "PDF_DIR": str(pdf_dir),
             "OUTBOX_THREAD": False, "PUBLIC_URL": "http://site.test/", "RATELIMIT_ENABLED": False,
-            "MAIL_BACKEND": "file", **overrides}
+            "MAIL_BACKEND": "file", "DATABASE_URL": TEST_DATABASE_URL, **overrides}
+
+
+def server_env(tmp_path: Path) -> dict[str, str]:
+    """LEADFORM_* for an app in another process (gunicorn, a CLI command): this run's database."""
+    env = {"LEADFORM_INSTANCE_PATH": str(tmp_path / "instance")}
+    if TEST_DATABASE_URL:
+        env["LEADFORM_DATABASE_URL"] = TEST_DATABASE_URL
+    return env
 
 
 @pytest.fixture
 def make_app(tmp_path: Path, pdf_dir: Path):
-    """Build an app on a fresh SQLite file in tmp_path; keyword arguments override config."""
+    """Build an app on this run's database (a fresh SQLite file in tmp_path, or the emptied PostgreSQL
+    database); keyword arguments override config. Its connections close after the test."""
     from leadform import create_app
 
-    def factory(**overrides: object):
-        return create_app(app_config(tmp_path, pdf_dir, **overrides))
+    apps = []
 
-    return factory
+    def factory(**overrides: object):
+        apps.append(create_app(app_config(tmp_path, pdf_dir, **overrides)))
+        return apps[-1]
+
+    yield factory
+    for app in apps:
+        app.extensions["leadform.engine"].dispose()
 
 
 @pytest.fixture
@@ -138,6 +203,29 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
+
+
+@pytest.fixture
+def redis_prefix():
+    """A Redis key prefix of its own for this test; fails (never skips) when Redis is not there."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}). The rate-limit tests need it: "
+                    f"apt-get install -y redis-server, then {START_REDIS} (.ci/run does both).")
+    prefix = f"leadform-test-{uuid.uuid4().hex}"
+    yield prefix
+    for key in client.scan_iter(match=f"*{prefix}*", count=1000):
+        client.delete(key)
 
 
 @pytest.fixture
@@ -234,3 +322,4 @@ def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, live_config: dict
     thread.start()
     yield LiveServer(f"http://127.0.0.1:{port}", app, server)
     server.shutdown()
+    app.extensions["leadform.engine"].dispose()

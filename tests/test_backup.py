@@ -1,6 +1,7 @@
 """`flask --app leadform db backup PATH` while visitors keep submitting: the copy is one
-consistent snapshot (SQLite's online backup API) holding every row committed before the
-backup started, it passes integrity_check, and a restored copy runs the app."""
+consistent snapshot holding every row committed before the backup started, and a restored copy
+runs the app. SQLite: the online backup API, checked with integrity_check. PostgreSQL: pg_dump,
+restored with pg_restore."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from test_reliability import ROOT
+import pytest
+from conftest import ROOT
+from support.postgres import throwaway_database
 
 OLD_LEADS = 3000  # already there, so the copy takes a moment
 
@@ -36,6 +39,7 @@ def prefill(database: Path) -> None:
             [(f"old-{i}@example.be", body, f"<old-{i}@example.be>", i) for i in range(1, OLD_LEADS + 1)])
 
 
+@pytest.mark.sqlite_only(reason="SQLite's online backup of the database file; pg_dump has its own test below")
 def test_online_backup_while_writing_has_every_committed_row(make_app, tmp_path: Path, pdf_dir, capsys) -> None:
     app = make_app(WTF_CSRF_ENABLED=False, SECRET_KEY="backup-test-secret")
     database = Path(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
@@ -114,3 +118,52 @@ def test_online_backup_while_writing_has_every_committed_row(make_app, tmp_path:
         print(f"\n[backup] {len(emails)} leads in the copy ({len(committed_before)} new ones committed before it "
               f"started, all there); {len(during)} submissions acknowledged while `db backup` ran; "
               f"{target.stat().st_size // 1024} KiB; integrity ok; restored copy serves again")
+
+
+@pytest.mark.postgresql
+def test_pg_dump_backup_while_writing_restores_into_a_database_that_serves(make_app, tmp_path: Path, pdf_dir) -> None:
+    with throwaway_database() as url, throwaway_database() as restored_url:
+        app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=url)
+        client = app.test_client()
+        for i in range(20):
+            assert client.post("/api/checklists/teams", data={"name": "Voor", "email": f"voor-{i}@example.be",
+                                                              "privacy": "y"}).status_code == 303
+        stop = threading.Event()
+        during: list[str] = []
+
+        def visitor() -> None:
+            writer = app.test_client()
+            while not stop.is_set() and len(during) < 2000:
+                email = f"tijdens-{len(during)}@example.be"
+                if writer.post("/api/checklists/teams", data={"name": "Tijdens", "email": email,
+                                                              "privacy": "y"}).status_code == 303:
+                    during.append(email)
+
+        thread = threading.Thread(target=visitor)
+        thread.start()
+        try:
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEADFORM_")},
+                   "LEADFORM_SECRET_KEY": "backup-test-secret", "LEADFORM_INSTANCE_PATH": app.instance_path,
+                   "LEADFORM_DATABASE_URL": url, "LEADFORM_PDF_DIR": str(pdf_dir)}
+            target = tmp_path / "backups" / "leadform.pgdump"
+            result = subprocess.run([sys.executable, "-m", "flask", "--app", "leadform", "db", "backup", str(target)],
+                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            stop.set()
+            thread.join()
+        app.extensions["leadform.engine"].dispose()
+        assert result.returncode == 0, result.stderr
+        assert "pg_dump custom format" in result.stdout
+        assert oct(target.stat().st_mode & 0o777) == "0o600" and not list(target.parent.glob("*.partial"))
+
+        libpq = restored_url.replace("postgresql+psycopg://", "postgresql://")
+        restore = subprocess.run(["pg_restore", "--no-owner", f"--dbname={libpq}", str(target)],
+                                 capture_output=True, text=True, timeout=120)
+        assert restore.returncode == 0, restore.stderr
+        fresh = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=restored_url, INSTANCE_PATH=str(tmp_path / "restored"))
+        exported = fresh.test_cli_runner().invoke(args=["leads", "export"]).output
+        assert all(f"voor-{i}@example.be" in exported for i in range(20)), "every row committed before it"
+        copied = exported.count("@example.be")
+        assert 20 <= copied <= 20 + len(during)
+        assert fresh.test_client().post("/api/checklists/teams", data={"name": "Na", "email": "na@example.be",
+                                                                       "privacy": "y"}).status_code == 303

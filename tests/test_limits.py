@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import REDIS_URL, ROOT, free_port
 from sqlalchemy import func, select
 
 from leadform import db
@@ -29,27 +29,8 @@ from leadform.forms import issue_started
 from leadform.models import ContactMessage, Lead
 from site_config import load_settings
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 CHECKLIST = {"name": "Sofie Peeters", "privacy": "y"}
 CONTACT = {"name": "Jan De Smet", "subject": "teamcoaching", "message": "Mag ik eens bellen?", "privacy": "y"}
-
-
-@pytest.fixture
-def redis_prefix():
-    """A Redis key prefix of its own for this test; fails (never skips) when Redis is not there."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}). The rate-limit tests need it: "
-                    f"apt-get install -y redis-server, then {START_REDIS} (.ci/run does both).")
-    prefix = f"leadform-test-{uuid.uuid4().hex}"
-    yield prefix
-    for key in client.scan_iter(match=f"*{prefix}*", count=1000):
-        client.delete(key)
 
 
 def redis_keys(prefix: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from conftest import smtp_config
+from conftest import free_port, smtp_config
 from sqlalchemy import insert, select, update
 
 from leadform import db, mail, outbox
@@ -129,3 +129,26 @@ def test_a_mail_queued_before_the_upgrade_goes_out_with_the_bodies_it_was_stored
     assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
     [(rcpt, message)] = smtp_server.messages
     assert rcpt == ["old@example.be"] and message.get_content().strip() == "Een tekst van voor de upgrade."
+
+
+def test_mail_queued_before_a_restart_leaves_at_start_with_no_visitor(make_app, smtp_server, tmp_path, pdf_dir) -> None:
+    """The server's outbox thread delivers once at start: mail a crash or a deploy left queued does not
+    wait for the next visitor's form (nor for cron)."""
+    from conftest import server_env
+
+    from deploy import local
+
+    app = make_app(SECRET_KEY="restart-test-secret", **smtp_config(smtp_server.port))
+    with app.app_context(), db.transaction() as s:
+        outbox.queue(s, mail.Mail("contact_confirmation", "wachtend@example.be", "We hebben je bericht goed ontvangen",
+                                  {"message": {"name": "An"}}))
+    env = {**server_env(tmp_path), "LEADFORM_SECRET_KEY": "restart-test-secret", "LEADFORM_PDF_DIR": str(pdf_dir),
+           **{f"LEADFORM_{key}": str(value) for key, value in smtp_config(smtp_server.port).items()}}
+    started = time.monotonic()
+    with local.gunicorn(env, free_port(), log=tmp_path / "gunicorn.log"):
+        while not smtp_server.messages and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        waited = time.monotonic() - started
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [["wachtend@example.be"]], log
+    assert waited < 15
