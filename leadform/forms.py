@@ -28,6 +28,9 @@ NAME_MAX = 100
 EMAIL_MAX = 254
 PHONE_MAX = 40
 NO_CONTROL = Regexp(r"^[^\x00-\x1f\x7f]*$", message="Gebruik geen speciale tekens of regeleinden.")
+# Line breaks and tabs are text; other control characters are not, and PostgreSQL cannot store NUL.
+TEXT_ONLY = Regexp(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+                   message="Je bericht bevat een onzichtbaar teken dat we niet kunnen bewaren. Haal het weg.")
 EMAIL = Email(message="Dit lijkt geen geldig e-mailadres. Controleer het even.", check_deliverability=False,
               granular_message=False)
 
@@ -80,7 +83,7 @@ class ContactForm(PersonForm):
     message = TextAreaField("Je bericht", filters=[strip], validators=[
         DataRequired("Schrijf je bericht."),
         Length(max=load_settings().limits.message_max_length,
-               message="Je bericht is te lang: hou het onder %(max)d tekens.")])
+               message="Je bericht is te lang: hou het onder %(max)d tekens."), TEXT_ONLY])
     # Spam traps: a field people never see, and a signed render time (checked in contact.py).
     website = StringField("Laat dit veld leeg", validators=[Optional()])
     started = HiddenField()

@@ -220,22 +220,32 @@ class _Worker:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.wake = threading.Event()
+        self.stopping = threading.Event()
         self.pid: int | None = None
         self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the thread in this process, once (gunicorn forks its workers after import)."""
         with self.lock:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
-                threading.Thread(target=self._run, name="leadform-outbox", daemon=True).start()
+                self.thread = threading.Thread(target=self._run, name="leadform-outbox", daemon=True)
+                self.thread.start()
 
     def kick(self) -> None:
         self.start()
         self.wake.set()
 
+    def stop(self) -> None:
+        """Let the thread end after its current batch (a server that stops, a test that ends)."""
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
     def _run(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 with self.app.app_context():
                     while True:  # a batch at a time, while mail leaves the queue
@@ -246,6 +256,11 @@ class _Worker:
                 log.exception("outbox worker error")
             self.wake.wait(timeout=float(self.app.config["OUTBOX_POLL_SECONDS"]))
             self.wake.clear()
+
+
+def stop(app: Flask) -> None:
+    """Stop this app's delivery thread, if it runs."""
+    app.extensions["leadform.outbox"].stop()
 
 
 def init_app(app: Flask) -> None:

@@ -191,7 +191,10 @@ def make_app(tmp_path: Path, pdf_dir: Path):
         return apps[-1]
 
     yield factory
+    from leadform import outbox
+
     for app in apps:
+        outbox.stop(app)
         app.extensions["leadform.engine"].dispose()
 
 
@@ -322,4 +325,7 @@ def live_server(site_dir: Path, tmp_path: Path, pdf_dir: Path, live_config: dict
     thread.start()
     yield LiveServer(f"http://127.0.0.1:{port}", app, server)
     server.shutdown()
+    from leadform import outbox
+
+    outbox.stop(app)  # on a shared PostgreSQL database it would deliver the next tests' mail
     app.extensions["leadform.engine"].dispose()

@@ -305,3 +305,27 @@ def test_a_burst_larger_than_one_delivery_batch_leaves_without_waiting_for_the_p
         time.sleep(0.1)
     assert len(smtp_server.messages) == burst
     assert count(app, OutboxMail, OutboxMail.status == "sent") == burst
+
+
+def test_twelve_requests_for_one_address_at_the_same_moment_all_succeed(make_app) -> None:
+    """A visitor double-clicking, or a form sent from two tabs: one lead, counted twelve times, never a 5xx
+    (the lead is an upsert; a plain INSERT gave IntegrityError 503s on PostgreSQL)."""
+    import threading
+
+    app = make_app(WTF_CSRF_ENABLED=False)
+    start = threading.Barrier(12)
+    statuses: list[int] = []
+
+    def visitor() -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.post("/api/checklists/teams", data=FORM).status_code)
+
+    threads = [threading.Thread(target=visitor) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [303] * 12
+    assert lead(app).request_count == 12 and count(app, Lead) == 1
+    assert count(app, OutboxMail) == load_settings().limits.mails_per_address_per_day

@@ -111,9 +111,20 @@ def test_without_javascript_the_form_comes_back_filled_in_and_then_goes_through(
     ({**FORM, "subject": "koffie"}, "Kies een onderwerp."),
     ({**FORM, "message": "x" * 5001}, "Je bericht is te lang"),
     ({**FORM, "phone": "bel me"}, "Gebruik alleen cijfers"),
+    ({**FORM, "message": "Hallo\x00daar"}, "onzichtbaar teken"),  # PostgreSQL cannot store NUL: never a 503
+    ({**FORM, "message": "Hallo\x1b[31mdaar"}, "onzichtbaar teken"),
 ])
 def test_invalid_contact_input_gets_a_dutch_message(make_app, data, message) -> None:
     app = make_app(WTF_CSRF_ENABLED=False)
     response = app.test_client().post("/api/contact", data={**data, "started": started(app, 10)})
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert messages(app) == 0
+
+
+def test_line_breaks_and_tabs_in_a_message_are_kept(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    text = "Dag,\r\n\tik heb een vraag.\n\nGroet"
+    response = app.test_client().post("/api/contact", data={**FORM, "message": text, "started": started(app, 10)})
+    assert response.status_code == 303
+    with app.app_context(), db.transaction() as s:
+        assert s.scalar(select(ContactMessage.message)) == text
