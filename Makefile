@@ -26,12 +26,11 @@ run: build
 	GUNICORN_WORKERS=1 GUNICORN_THREADS=4 $(BIN)/gunicorn -c deploy/gunicorn.conf.py 'leadform.wsgi:with_site()'
 
 ## serve: live preview while writing (drafts shown), http://127.0.0.1:$(PORT)
-# --dirty rebuilds only the saved page and the blog lists that show it (site_config/speedups.py): about
-# 2 s instead of 15 s with 500 posts (bench/live_reload.py). mkdocs warns that a dirty build may leave
-# other pages stale, which strict mode would turn into an abort, hence --no-strict for the preview
-# only; `make build` stays strict. Restart `make serve` to refresh the home page's latest posts.
+# A full, strict rebuild after each save, so every page (the blog lists, the home page's latest posts)
+# shows the change; with 500 posts that takes about half a minute (bench/live_reload.py). Not --dirty:
+# it kept the old excerpt on the blog index and showed the saved post alone on the other blog lists.
 serve: setup
-	$(BIN)/mkdocs serve --dirty --no-strict --dev-addr 127.0.0.1:$(PORT)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
 
 ## test: lint and run every test
 test: setup

@@ -150,8 +150,7 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
     project = project or make_project(work / f"posts-{posts}", posts)
     bare_cfg = make_bare(project, work / "bare")
     hugo_src = make_hugo(project, work / "hugo")
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "ours_mkdocs": [], "ours_pdf": [], "ours": [], "hugo": [],
-                                             "ours_slow_excerpts": []}
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "ours_mkdocs": [], "ours_pdf": [], "ours": [], "hugo": []}
     for _ in range(reps):
         b = as_dict(mkdocs_build(bare_cfg, work / "bare-site", "bare"))
         b["pages"] = _pages(work / "bare-site")
@@ -163,10 +162,7 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
         runs["ours"].append({"seconds": wall, "cpu_seconds": round(o["cpu_seconds"] + pdf["cpu_seconds"], 3),
                              "returncode": o["returncode"] or pdf["returncode"]})
         runs["hugo"].append(hugo_build(hugo_src, work / "hugo-site"))
-        # What our additions cost without the speed-up they bring to Material's blog (site_config/speedups.py).
-        runs["ours_slow_excerpts"].append(as_dict(mkdocs_build(project / "mkdocs.yml", work / "slow-site", "slow",
-                                                               env={"SITE_QUICK_EXCERPTS": "0"})))
-        for name in ("bare-site", "ours-site", "hugo-site", "slow-site"):
+        for name in ("bare-site", "ours-site", "hugo-site"):
             shutil.rmtree(work / name, ignore_errors=True)
 
     def med(key: str, field: str = "seconds") -> float:
@@ -178,7 +174,7 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
     bare, ours_mkdocs, pdf, ours, hugo = med("bare"), med("ours_mkdocs"), med("ours_pdf"), med("ours"), med("hugo")
     cpu = {"bare": med("bare", "cpu_seconds"), "ours_mkdocs": med("ours_mkdocs", "cpu_seconds"),
            "ours_pdf": med("ours_pdf", "cpu_seconds"), "ours": med("ours", "cpu_seconds"),
-           "hugo": med("hugo", "cpu_seconds"), "ours_slow_excerpts": med("ours_slow_excerpts", "cpu_seconds")}
+           "hugo": med("hugo", "cpu_seconds")}
     # The fastest run of each is the least disturbed by whatever else this shared machine does (timeit's rule).
     fastest = {"bare": best("bare"), "ours": best("ours")}
     failed = [f"{k}: {r.get('stderr_tail', '')[-300:]}" for k, rs in runs.items() for r in rs if r["returncode"]]
@@ -187,10 +183,7 @@ def measure(work: Path, posts: int = 500, reps: int = 3, project: Path | None = 
             r.pop("site_dir", None)
             if not r["returncode"]:
                 r.pop("stderr_tail", None)
-    slow = med("ours_slow_excerpts")
-    return {"posts": posts, "reps": reps, "bare_s": bare, "ours_slow_excerpts_s": slow,
-            "slow_excerpts_overhead": round(slow / bare - 1, 3) if bare else None,
-            "ours_mkdocs_s": ours_mkdocs, "ours_pdf_s": pdf,
+    return {"posts": posts, "reps": reps, "bare_s": bare, "ours_mkdocs_s": ours_mkdocs, "ours_pdf_s": pdf,
             "ours_s": ours, "hugo_s": hugo, "overhead": round(ours / bare - 1, 3) if bare else None,
             "cpu_s": cpu, "cpu_overhead": round(cpu["ours"] / cpu["bare"] - 1, 3) if cpu["bare"] else None,
             "fastest_s": fastest,
@@ -220,18 +213,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"| ours: checklist PDFs (`python -m leadform.pdf`, beside MkDocs) | | | {cpu['ours_pdf']:.1f} s | | |",
         f"| **ours total** (what `make build` runs: both at once) | **{r['ours_s']:.1f} s** | {runs('ours')} | "
         f"**{cpu['ours']:.1f} s** | | |",
-        "| ours, MkDocs only, without the quick excerpts (`SITE_QUICK_EXCERPTS=0`) | "
-        f"{r['ours_slow_excerpts_s']:.1f} s | "
-        f"{runs('ours_slow_excerpts')} | {cpu['ours_slow_excerpts']:.1f} s | | |",
         f"| Hugo {hugo_version()} (same posts, minimal layout) | {r['hugo_s']:.2f} s | {runs('hugo')} | "
         f"{cpu['hugo']:.2f} s | {r['hugo_peak_rss_mb']:.0f} MB | {r['pages']['hugo']} |",
         "", f"Project overhead over the bare blog: **{r['overhead'] * 100:+.0f}%** wall time (median), "
         f"{r['fastest_overhead'] * 100:+.0f}% fastest run against fastest run, "
         f"{r['cpu_overhead'] * 100:+.0f}% CPU time (target ≤ +20% wall). The PDFs are made beside the "
-        "MkDocs build, as `make build` does, so CPU time grows more than wall time. Our build includes a speed-up "
-        "of Material's blog (a post's later excerpts convert only the Markdown before the separator); without it "
-        f"the overhead is {r['slow_excerpts_overhead'] * 100:+.0f}%: that is what the hooks, checks, macros and "
-        "templates cost on their own."]
+        "MkDocs build, as `make build` does, so CPU time grows more than wall time."]
     if r["failed"]:
         lines += ["", "Failed builds: " + "; ".join(r["failed"])]
     return "\n".join(lines) + "\n"

@@ -4,8 +4,10 @@ Why: the issue "Performance" asks that an edited post is rebuilt by the live-rel
 under 2 s with 500 posts. The server runs on a generated 500-post copy of the site on a free port;
 one post gets a new sentence appended, and the time runs from that write to the server's
 "Reloading browsers" log line (the rebuild is done and open pages are told to reload).
-Measured for a full rebuild (mkdocs 1.6's default) and for `--dirty --no-strict` (only changed
-files are rebuilt; mkdocs warns about that, so strict mode has to be off for it).
+Measured for a full rebuild (mkdocs 1.6's default, what `make serve` runs) and, for reference, for
+`--dirty --no-strict` (only changed files are rebuilt; mkdocs warns about that, so strict mode has to
+be off for it). --dirty is quicker but not correct here: it leaves the blog index with the old excerpt
+and renders the other blog list pages with the saved post alone.
 
     python bench/live_reload.py [--posts 500] [--edits 5]
 """

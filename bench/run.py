@@ -77,16 +77,15 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append((f"Project build ≤ +20% over a bare Material blog ({cost['posts']} posts)",
                      f"{cost['overhead'] * 100:+.0f}% wall, median ({cost['ours_s']:.1f} s vs {cost['bare_s']:.1f} s); "
                      f"{cost['fastest_overhead'] * 100:+.0f}% fastest vs fastest; "
-                     f"{cost['cpu_overhead'] * 100:+.0f}% CPU; without the quick excerpts "
-                     f"{cost['slow_excerpts_overhead'] * 100:+.0f}%; Hugo {cost['hugo_s']:.1f} s",
+                     f"{cost['cpu_overhead'] * 100:+.0f}% CPU; Hugo {cost['hugo_s']:.1f} s",
                      _yes(cost["overhead"] <= 0.2)))
     live = report.get("live_reload")
     if live:
-        best = min((r for r in live["runs"] if r.get("median_s") is not None), key=lambda r: r["median_s"],
-                   default=None)
+        # `make serve` rebuilds in full: --dirty is measured for reference only (its blog lists go stale).
+        full = next((r for r in live["runs"] if r["mode"] == "full rebuild" and r.get("median_s") is not None), None)
         rows.append((f"Edited post rebuilt by `mkdocs serve` < 2 s ({live['posts']} posts)",
                      ", ".join(f"{r['mode']} {r['median_s']:.1f} s" for r in live["runs"] if r.get("median_s"))
-                     or "error", _yes(best is not None and best["median_s"] < 2)))
+                     or "error", _yes(full is not None and full["median_s"] < 2)))
     ep = report.get("endpoints")
     if ep and "flows" in ep:
         flows = ep["flows"]

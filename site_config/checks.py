@@ -43,24 +43,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
     return (meta if isinstance(meta, dict) else None), text[match.end():]
 
 
-_POST_CHECKS: dict[str, tuple[tuple, list[str]]] = {}  # a post's file -> (its stamp and the lists, problems)
-
-
 def check_post_file(abs_path: str, path: str, categories: Iterable[str], authors: Iterable[str]) -> list[str]:
-    """check_post for a post on disk, read again only when the file or the allowed lists changed.
-
-    Why: `mkdocs serve` checks every post on every rebuild after a save; reading and parsing 500
-    posts' front matter was a tenth of a live-reload rebuild. A file with the same inode, size and
-    modification time, checked against the same categories and authors, gives the same problems."""
-    file = Path(abs_path)
-    categories, authors = tuple(categories), tuple(authors)
-    key = (csp.stamp(file), categories, authors)
-    known = _POST_CHECKS.get(abs_path)
-    if known is not None and known[0] == key:
-        return list(known[1])
-    problems = check_post(path, file.read_text(encoding="utf-8-sig"), categories, authors)
-    _POST_CHECKS[abs_path] = (key, problems)
-    return list(problems)
+    """check_post for a post on disk."""
+    return check_post(path, Path(abs_path).read_text(encoding="utf-8-sig"), categories, authors)
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
@@ -399,22 +384,9 @@ def check_consent(path: str, html: str, categories: Iterable[str]) -> list[str]:
 
 # -- All checks of one finished page -----------------------------------------------------------------------------
 
-_CHECKED: dict[tuple[str, bytes, tuple[str, ...]], list[str]] = {}
-
-
-def check_finished_page(path: str, html: str, categories: Iterable[str], text_key: bytes | None = None) -> list[str]:
+def check_finished_page(path: str, html: str, categories: Iterable[str]) -> list[str]:
     """Everything a finished page must pass: nothing from another host, alt texts, the consent rules, no
-    inline code in attributes (the CSP). Remembered per page text: `mkdocs serve --dirty` renders the
-    blog's 180-odd list pages again on every save, mostly to the same text."""
-    categories = tuple(categories)
-    text_key = text_key or csp.digest(html)  # the caller may have it already
-    memo_key = (path, text_key, categories)
-    problems = _CHECKED.get(memo_key)
-    if problems is None:
-        problems = check_page_html(path, html) + check_consent(path, html, categories)
-        problems += csp.attribute_problems(path, csp.scan(html, text_key))  # style="…", onclick="…"
-        if len(_CHECKED) >= 8192:
-            _CHECKED.clear()
-        _CHECKED[memo_key] = problems
+    inline code in attributes (the CSP)."""
+    problems = check_page_html(path, html) + check_consent(path, html, categories)
+    problems += csp.attribute_problems(path, csp.scan(html))  # style="…", onclick="…"
     return problems
-

@@ -116,32 +116,13 @@ class Scan:
     attributes: list[tuple[int, str, str, str]]     # inline code in attributes, which no hash can allow
 
 
-_SCANS: dict[bytes, Scan] = {}
-
-
-def digest(html: str) -> bytes:
-    """The key of a page text in the scan memo."""
-    return hashlib.blake2b(html.encode("utf-8"), digest_size=16).digest()
-
-
-def scan(html: str, key: bytes | None = None) -> Scan:
-    """`_scan(html)`, once per distinct page text: a build checks each page in on_post_page, then
-    write_policy() reads it back from disk. `key` is digest(html), when the caller has it already."""
-    key = key or digest(html)
-    found = _SCANS.get(key)
-    if found is None:
-        if len(_SCANS) >= 8192:  # `mkdocs serve` rebuilds for hours
-            _SCANS.clear()
-        found = _SCANS[key] = _scan(html)
-    return found
-
-
-def _scan(html: str) -> Scan:
+def scan(html: str) -> Scan:
     """Inline code of one page, as a browser sees it.
 
     The script text is taken the way the HTML tokenizer does (up to the first `</script`), after the
     newline normalisation browsers apply before hashing (CRLF and CR become LF). A regex rather than
-    a full parse: a build scans every page twice, and html.parser reads about 1 MB/s.
+    a full parse: a build scans every page twice (the page checks, then write_policy), and html.parser
+    reads about 1 MB/s.
     """
     html = html.replace("\r\n", "\n").replace("\r", "\n")
     code = []
@@ -208,44 +189,12 @@ def policy(script_sources: Iterable[str] = (), style_sources: Iterable[str] = ()
     return "; ".join(" ".join((name, *values, *extra.get(name, ()))) for name, values in BASE_DIRECTIVES.items())
 
 
-Stamp = tuple[int, int, int]  # a page file's inode, size and modification time
-_READ: dict[Path, tuple[Stamp, bytes]] = {}  # page file -> (its stamp, digest of its text)
-Remembered = tuple[Path, Stamp, bytes, Scan]
-
-
-def stamp(path: Path) -> Stamp:
-    st = path.stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def remember(path: Path, file_stamp: Stamp, key: bytes, found: Scan) -> None:
-    """Record the scan of a page file read elsewhere (site_config/page_checks.py's workers)."""
-    if len(_READ) >= 8192:
-        _READ.clear()
-    if len(_SCANS) >= 8192:
-        _SCANS.clear()
-    _READ[path] = (file_stamp, key)
-    _SCANS[key] = found
-
-
 def _documents(site_dir: Path) -> Iterator[tuple[Path, Scan]]:
     """Every built page with its scan. (The RSS plugin's rss.xsl browser preview of the feed is left
     unstyled: an XSLT result is re-serialised, so its <style> text cannot be hashed ahead, and browsers
-    drop XSLT.)
-
-    A page file unchanged since it was last read (same stamp) is not read again: the build's page
-    checks read every page just before, and `mkdocs serve --dirty` rewrites a few pages per save."""
+    drop XSLT.)"""
     for path in sorted(site_dir.rglob("*.html")):
-        now = stamp(path)
-        known = _READ.get(path)
-        if known is not None and known[0] == now and known[1] in _SCANS:
-            yield path, _SCANS[known[1]]
-            continue
-        html = path.read_text(encoding="utf-8")
-        key = digest(html)
-        found = scan(html, key)
-        remember(path, now, key, found)
-        yield path, found
+        yield path, scan(path.read_text(encoding="utf-8"))
 
 
 def write_policy(site_dir: Path) -> str:

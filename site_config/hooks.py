@@ -6,7 +6,6 @@ MkDocs loads this file by path, so it stays thin and imports the installed
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -15,10 +14,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings, page_checks, speedups
-from site_config.checks import check_markdown_links, check_post_file
-
-log = logging.getLogger("mkdocs.hooks.site_config")
+from site_config import ConfigError, csp, fingerprint, load_settings
+from site_config.checks import check_finished_page, check_markdown_links, check_post_file
 
 
 def _fail(problems: list[str]) -> None:
@@ -26,21 +23,12 @@ def _fail(problems: list[str]) -> None:
         raise PluginError("De site kan niet gebouwd worden:\n  - " + "\n  - ".join(problems))
 
 
-_dirty = False
-_command = "build"
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
-
-
-def on_startup(command: str, dirty: bool) -> None:
-    global _dirty, _command
-    _dirty, _command = dirty, command
 
 
 @event_priority(100)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Take the site's identity from site.yml, the one place the coach edits it."""
-    speedups.fast_blog_front_matter()
-    speedups.quick_excerpts()
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -67,15 +55,6 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             problems += check_post_file(file.abs_src_path, f"docs/{file.src_uri}", categories, authors)
     _fail(problems)
     return files
-
-
-@event_priority(-100)  # after the blog plugin attached its posts to its list pages
-def on_nav(nav, config: MkDocsConfig, files: Files):
-    """`make serve` (--dirty): render only the blog list pages that changed (site_config/speedups.py)."""
-    if _dirty:
-        skipped = speedups.BLOG_LISTS.skip_unchanged(files, config.plugins["material/blog"])
-        log.debug("blog list pages left as they were: %d", skipped)
-    return nav
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
@@ -109,20 +88,18 @@ def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
-    env.bytecode_cache = speedups.TEMPLATE_CACHE  # `mkdocs serve`: compile each template once
-    speedups.BLOG_LISTS.pages_read()
     return env
 
 
 @event_priority(-100)  # last, after every plugin wrote its pages
 def on_post_build(config: MkDocsConfig) -> None:
     """Nothing in a finished page may load from another host, break the consent rules or the CSP
-    (site_config/page_checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
-    log.debug("blog excerpts converted whole: %(whole)d, only before the separator: %(quick)d",
-              speedups.EXCERPTS)
-    speedups.EXCERPTS.update(whole=0, quick=0)
+    (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
     categories = tuple(load_settings().consent.optional_ids)
-    _fail(page_checks.check_pages(_written, categories, parallel=_command == "build"))
+    problems: list[str] = []
+    for label, path in _written:
+        problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
+    _fail(problems)
     site_dir = Path(config.site_dir)
     try:
         csp.verify_written(site_dir, csp.write_policy(site_dir))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, mkdocs_build
-from helpers import parse
 from markupsafe import Markup
 from sqlalchemy import func, inspect, select
+from support.html import parse
 
 from leadform import db
 from leadform.consent import SUBJECT_COOKIE, example_payload

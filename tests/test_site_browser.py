@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import seed_paragraphs
+from support.html import seed_paragraphs
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from helpers import parse, seed_calls_to_action, seed_paragraphs
+from support.html import parse, seed_calls_to_action, seed_paragraphs
 
 from site_config.checks import CSS_URL, scan_html
 

@@ -6,7 +6,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "case-klantgerichtheid.txt"
+# The coach's case story as delivered, kept in the repository so a plain clone can run the tests.
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "case-klantgerichtheid.txt"
 
 
 def seed_paragraphs() -> list[str]:
