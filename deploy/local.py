@@ -128,7 +128,7 @@ def gunicorn(env: dict[str, str], port: int, workers: int = 1, log: Path | None 
                             env={**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}",
                                  "GUNICORN_WORKERS": str(workers)}, stdout=out, stderr=out)
     try:
-        wait_for_port(port, proc, "gunicorn", 30)
+        wait_for_port(port, proc, "gunicorn", 60)
         yield
     finally:
         stop(proc)

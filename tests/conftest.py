@@ -244,6 +244,13 @@ class SMTPRecorder:
         self.reply: str | None = None   # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
         self.refuse: dict[str, str] = {}  # recipient -> reply, for one address only
         self.delay = 0.0
+        self.quit_delay = 0.0  # a server slow to say goodbye, after it accepted the mail
+
+    async def handle_QUIT(self, server, session, envelope) -> str:
+        import asyncio
+
+        await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         import asyncio

@@ -1,6 +1,6 @@
 """Every built page in a real Chromium, under the real headers: zero CSP violations, search still works.
 
-The pages come from `live_server` (leadform.serve's one-origin server: the static site with the
+The pages come from `live_server` (leadform.wsgi.one_origin, `make run`'s one-origin app: the static site with the
 build's hashed policy, and the app). Violations are caught twice: `securitypolicyviolation` events
 (recorded by an init script that runs before any page script) and Chromium's console messages.
 """

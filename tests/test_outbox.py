@@ -152,3 +152,16 @@ def test_mail_queued_before_a_restart_leaves_at_start_with_no_visitor(make_app, 
     log = (tmp_path / "gunicorn.log").read_text()
     assert [rcpt for rcpt, _ in smtp_server.messages] == [["wachtend@example.be"]], log
     assert waited < 15
+
+
+def test_a_server_slow_to_say_goodbye_after_accepting_gets_the_mail_once(make_app, smtp_server) -> None:
+    """The server accepted the mail (250 after DATA), then its answer to QUIT took longer than
+    SMTP_TIMEOUT: that is a delivery, not a failure to retry, or the visitor gets the mail twice
+    (smtplib's own exit treats a goodbye that never comes as a closed connection)."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 1)
+    smtp_server.quit_delay = 3.0  # SMTP_TIMEOUT is 2 s
+    with app.app_context():
+        assert outbox.deliver_due() == {"sent": 1, "retry": 0, "failed": 0}
+        assert outbox.deliver_due() == {"sent": 0, "retry": 0, "failed": 0}
+    assert len(smtp_server.messages) == 1

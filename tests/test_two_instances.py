@@ -38,13 +38,13 @@ class Visitor:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
 
     def token(self, base: str) -> str:
-        with self.opener.open(f"{base}/api/csrf", timeout=20) as response:
+        with self.opener.open(f"{base}/api/csrf", timeout=60) as response:
             return json.load(response)["csrf_token"]
 
     def post(self, url: str, fields: dict[str, str]) -> int:
         data = urllib.parse.urlencode(fields).encode()
         try:
-            with self.opener.open(url, data=data, timeout=20) as response:
+            with self.opener.open(url, data=data, timeout=60) as response:
                 return response.status
         except urllib.error.HTTPError as exc:
             return exc.code
@@ -65,13 +65,21 @@ def test_two_instances_share_limits_and_send_every_mail_once(tmp_path: Path, pdf
                   "LEADFORM_PDF_DIR": str(pdf_dir), "LEADFORM_OUTBOX_POLL_SECONDS": "1",
                   "LEADFORM_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}/",
                   **{f"LEADFORM_{key}": str(value) for key, value in smtp_config(smtp_server.port).items()}}
-        starting = [threading.Thread(target=lambda n=n: stack.enter_context(local.gunicorn(
-            {**common, "LEADFORM_INSTANCE_PATH": str(tmp_path / f"instance-{n}")}, ports[n], workers=2,
-            log=tmp_path / f"gunicorn-{n}.log"))) for n in (0, 1)]
+        failures: list[BaseException] = []
+
+        def start(n: int) -> None:
+            try:
+                env = {**common, "LEADFORM_INSTANCE_PATH": str(tmp_path / f"instance-{n}")}
+                stack.enter_context(local.gunicorn(env, ports[n], workers=2, log=tmp_path / f"gunicorn-{n}.log"))
+            except BaseException as exc:  # noqa: BLE001 - reported below, with the server's log
+                failures.append(exc)
+
+        starting = [threading.Thread(target=start, args=(n,)) for n in (0, 1)]
         for thread in starting:
             thread.start()
         for thread in starting:
-            thread.join(60)
+            thread.join(120)
+        assert not failures and not any(thread.is_alive() for thread in starting), failures
         a, b = (f"http://127.0.0.1:{port}" for port in ports)
         logs = "\n".join((tmp_path / f"gunicorn-{n}.log").read_text() for n in (0, 1))
         assert "Traceback" not in logs, logs[-2000:]

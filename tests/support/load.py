@@ -46,7 +46,7 @@ def app_env(instance: Path, pdf_dir: Path, port: int, smtp_port: int, **extra: o
     settings = {
         "SECRET_KEY": secrets.token_hex(32), "INSTANCE_PATH": str(instance), "PDF_DIR": str(pdf_dir),
         "PUBLIC_URL": f"http://127.0.0.1:{port}/", "RATELIMIT_ENABLED": "false",
-        "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_TIMEOUT": "2",
+        "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_TIMEOUT": "10",
         "OUTBOX_POLL_SECONDS": "1", "OUTBOX_BACKOFF_SECONDS": "1",
         "LOG_LEVEL": "WARNING",
     }
