@@ -51,6 +51,7 @@ def _finish_config(app: Flask) -> None:
     """Derive paths from the instance folder and refuse to start without a real secret."""
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
+    instance.chmod(0o700)  # the database, mail files and the development secret: the app's user only
     if not app.config.get("SECRET_KEY"):
         if not app.config.get("TESTING") and not app.config.get("DEV_SECRET"):
             raise RuntimeError(

@@ -171,11 +171,19 @@ def download(token: str):
         if row.expires_at < utcnow():
             return _expired(token)
         lead = row.lead
-        now = utcnow()
-        row.use_count += 1
-        row.first_used_at = row.first_used_at or now
         checklist = load_settings().checklist(lead.checklist)
-        newly_confirmed = lead.confirmed_at is None
+        pdf = pdf_path(checklist)
+        if not pdf.is_file():  # nothing delivered, so nothing confirmed: the visitor may come back
+            log.error("checklist pdf missing checklist=%s", checklist.slug)
+            return render_page("message_page.html", 503, title="Even niet beschikbaar", paragraphs=[
+                "De checklist kan nu even niet gedownload worden. Je link blijft geldig: probeer het later opnieuw."])
+        # Only a GET that delivers the PDF confirms; a HEAD (a mail scanner, a link preview) answers the
+        # same without any of it.
+        newly_confirmed = request.method == "GET" and lead.confirmed_at is None
+        if request.method == "GET":
+            now = utcnow()
+            row.use_count += 1
+            row.first_used_at = row.first_used_at or now
         if newly_confirmed:  # double opt-in: only now does a newsletter consent count
             lead.confirmed_at = now
             if lead.newsletter_requested:
@@ -186,8 +194,8 @@ def download(token: str):
     log.info("checklist downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
     if newly_confirmed:
         outbox.kick()
-    response = send_file(pdf_path(checklist), mimetype="application/pdf", as_attachment=True,
-                         download_name=checklist.filename, max_age=0)
+    response = send_file(pdf, mimetype="application/pdf", as_attachment=True, download_name=checklist.filename,
+                         max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response
 

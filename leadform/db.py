@@ -12,6 +12,7 @@ import fcntl
 import os
 import sqlite3
 import subprocess
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,9 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # pysqlite's own BEGIN off: _begin emits ours
-        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = FULL"):
+        # secure_delete: a deleted row's bytes are overwritten, not left in free pages (GDPR erasure).
+        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = FULL",
+                       "secure_delete = ON"):
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
@@ -137,7 +140,10 @@ ADVISORY_KEY = zlib.crc32(b"leadform migrations")
 def _ensure_wal(database: Path) -> None:
     """WAL is a property of the file: set when it is made, and again on a file restored from a backup
     (a self-contained file with a rollback journal). Another process holding the file open may refuse
-    the switch; the app then works on, with the journal it has."""
+    the switch; the app then works on, with the journal it has. The file holds personal data: it is
+    readable by its owner only, and SQLite gives its -wal and -shm files the same mode."""
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    database.chmod(0o600)
     conn = sqlite3.connect(database)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -153,12 +159,32 @@ def _file_lock(database: Path | None) -> Iterator[None]:
         yield
         return
     database.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{database}-migratelock", "a") as lock:
+    with os.fdopen(os.open(f"{database}-migratelock", os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def forget_deleted(engine: Engine, attempts: int = 20) -> bool:
+    """After an erasure, make the SQLite files forget the deleted rows: secure_delete overwrote them in
+    the database's pages, and a checkpoint copies those pages from the WAL, which still holds the old
+    ones, and truncates it. A reader elsewhere can hold the checkpoint back for a moment, so it is
+    tried a few times. False when the WAL could not be emptied (said by the caller). PostgreSQL keeps
+    dead rows until its autovacuum, as the README says."""
+    if engine.dialect.name != "sqlite":
+        return True
+    for _ in range(attempts):
+        pooled = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
+        try:
+            busy, _frames, _copied = pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            pooled.close()
+        if not busy:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # -- backups ---------------------------------------------------------------------------------------------

@@ -234,6 +234,8 @@ def erase_command(email: str, yes: bool) -> None:
     with db.transaction() as s:
         erased = erase_person(s, email)
     files = remove_mail_files(erased["outbox"])
+    if not db.forget_deleted(db.engine()):
+        click.echo("warning: the database's log file could not be emptied yet; run the erase again later", err=True)
     _show(erased, "erased")
     if files:
         click.echo(f"mail files: {files} erased")

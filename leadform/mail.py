@@ -10,6 +10,7 @@ A backend writes .eml files (the embedded default) or talks SMTP, and raises `Te
 from __future__ import annotations
 
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -137,10 +138,12 @@ class FileBackend:
         self.folder = Path(folder)
 
     def send(self, message: EmailMessage, outbox_id: int) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.folder / f"{outbox_id:08d}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(bytes(message))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a live download link
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(bytes(message))
         tmp.replace(path)
         text = message.get_body(("plain",))
         for link in LINK.findall(text.get_content() if text else ""):

@@ -329,3 +329,43 @@ def test_twelve_requests_for_one_address_at_the_same_moment_all_succeed(make_app
     assert statuses == [303] * 12
     assert lead(app).request_count == 12 and count(app, Lead) == 1
     assert count(app, OutboxMail) == load_settings().limits.mails_per_address_per_day
+
+
+def test_a_head_request_on_a_link_answers_like_get_and_confirms_nothing(make_app) -> None:
+    """Mail scanners and link previews send HEAD: only the visitor's GET, which delivers the PDF,
+    confirms the lead, records the newsletter consent and tells the coach."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    client.post("/api/checklists/teams", data={**FORM, "newsletter": "y"})
+    with app.app_context(), db.transaction() as s:
+        token = link_in(app, s.scalars(select(OutboxMail)).one())
+    head = client.head(f"/download/{token}")
+    assert head.status_code == 200 and head.mimetype == "application/pdf" and head.data == b""
+    stored = lead(app)
+    assert stored.confirmed_at is None and stored.newsletter_consent_at is None
+    assert count(app, OutboxMail, OutboxMail.kind == "coach_new_lead") == 0
+    assert count(app, Download, Download.use_count > 0) == 0
+    assert client.get(f"/download/{token}").status_code == 200
+    stored = lead(app)
+    assert stored.confirmed_at is not None and stored.newsletter_consent_at is not None
+    assert count(app, OutboxMail, OutboxMail.kind == "coach_new_lead") == 1
+
+
+def test_a_link_whose_pdf_is_missing_says_try_later_and_confirms_nothing(make_app, pdf_dir, tmp_path) -> None:
+    import shutil
+
+    pdfs = tmp_path / "pdfs"
+    shutil.copytree(pdf_dir, pdfs)
+    app = make_app(WTF_CSRF_ENABLED=False, PDF_DIR=str(pdfs))
+    client = app.test_client()
+    client.post("/api/checklists/teams", data=FORM)
+    with app.app_context(), db.transaction() as s:
+        token = link_in(app, s.scalars(select(OutboxMail)).one())
+    teams = load_settings().checklist("teams")
+    (pdfs / teams.filename).rename(tmp_path / "away.pdf")
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 503 and "Je link blijft geldig" in response.get_data(as_text=True)
+    assert lead(app).confirmed_at is None
+    assert count(app, OutboxMail, OutboxMail.kind == "coach_new_lead") == 0
+    (tmp_path / "away.pdf").rename(pdfs / teams.filename)
+    assert client.get(f"/download/{token}").status_code == 200 and lead(app).confirmed_at is not None

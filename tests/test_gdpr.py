@@ -173,6 +173,31 @@ def test_erase_also_removes_the_mail_files_of_the_file_backend(make_app) -> None
     assert BYSTANDER in left.read_text() and not WHOLE_TARGET.search(left.read_text())
 
 
+
+def test_an_erased_address_is_in_no_file_under_instance_and_those_files_are_private(make_app) -> None:
+    """Erasure that erases: SQLite's WAL held 123 copies of an erased address before secure_delete and
+    the checkpoint after the erase; database and .eml files (with live download links) were 0644."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    for n in range(40):
+        client.post(f"/api/checklists/{('teams', 'leiderschap')[n % 2]}",
+                    data={"name": "An Peeters", "email": TARGET, "privacy": "y"})
+    contact(client, app, TARGET, "An Peeters", "Geheim bericht van An over haar team.")
+    contact(client, app, BYSTANDER, "Jan Claes", "Graag een offerte voor ons team.")
+    assert deliver(app)["sent"] >= 3
+    instance = Path(app.instance_path)
+    files = [p for p in instance.rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+    assert instance.stat().st_mode & 0o077 == 0
+
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET, "--yes"])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    left = [p.name for p in instance.rglob("*") if p.is_file()
+            and (WHOLE_TARGET.search(text := p.read_bytes().decode("latin-1")) or "Geheim bericht" in text)]
+    assert left == []
+    assert BYSTANDER in dump(app), "the bystander is still there"
+
+
 # -- retention purge ---------------------------------------------------------------------------------------
 
 def set_times(app, model, where, **values) -> None:

@@ -48,3 +48,12 @@ def test_api_paths_go_to_the_app(static_client: Client) -> None:
     assert client.get("/api/csrf").json["csrf_token"]
     assert client.get("/download/nope").status_code == 404
     assert b"Deze link werkt niet" in client.get("/download/nope").data
+
+
+def test_impossible_file_names_get_the_404_page_with_the_headers(static_client: Client) -> None:
+    """A NUL byte or a path segment longer than any file name gave an English 500 with no security
+    headers (and a traceback in the log); they are simply pages that do not exist."""
+    for path in ("/%00", "/a%00b/", "/" + "a" * 300, "/blog/" + "b" * 300 + "/"):
+        response = static_client.get(path)
+        assert response.status_code == 404, path
+        assert "Content-Security-Policy" in response.headers and b"<html" in response.data, path
