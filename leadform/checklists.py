@@ -12,13 +12,15 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, send_file
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -98,15 +100,25 @@ def save_lead(s: Session, checklist: str, email: str, name: str, newsletter: boo
     """Insert the lead, or update the one that asked for this checklist before, in one statement, so two
     requests for one address at the same moment both succeed. Returns its id, whether it is new, and
     its newsletter wish (once asked, it stays asked)."""
-    now = utcnow()
-    insert = db.insert(s, Lead).values(checklist=checklist, email=email, name=name, newsletter_requested=newsletter,
-                                       created_at=now, updated_at=now, request_count=1)
-    upsert = insert.on_conflict_do_update(index_elements=[Lead.checklist, Lead.email], set_={
-        "name": insert.excluded.name, "updated_at": now, "request_count": Lead.request_count + 1,
+    row = s.execute(_upsert_lead(s.get_bind().dialect.name), {
+        "checklist": checklist, "email": email, "name": name, "newsletter": newsletter, "now": utcnow()}).one()
+    lead_id, count, wants_newsletter = row
+    return lead_id, count == 1, bool(wants_newsletter)
+
+
+@cache
+def _upsert_lead(dialect: str) -> Any:
+    """The statement, built once per dialect with bound parameters (building its ON CONFLICT clause
+    cost more than running it)."""
+    insert = db.dialect_insert(dialect, Lead).values(
+        checklist=bindparam("checklist"), email=bindparam("email"), name=bindparam("name"),
+        newsletter_requested=bindparam("newsletter"), created_at=bindparam("now"), updated_at=bindparam("now"),
+        request_count=1)
+    return insert.on_conflict_do_update(index_elements=[Lead.checklist, Lead.email], set_={
+        "name": insert.excluded.name, "updated_at": insert.excluded.updated_at,
+        "request_count": Lead.request_count + 1,
         "newsletter_requested": or_(Lead.newsletter_requested, insert.excluded.newsletter_requested),
     }).returning(Lead.id, Lead.request_count, Lead.newsletter_requested)
-    lead_id, count, wants_newsletter = s.execute(upsert).one()
-    return lead_id, count == 1, bool(wants_newsletter)
 
 
 def queue_link(s: Session, lead_id: int, email: str, newsletter: bool, secret: str, message: mail.Mail) -> bool:

@@ -236,7 +236,8 @@ def page_view() -> tuple[str, int]:
     s = db.session()
     try:
         with s.begin():  # the day's first view of a path inserts its row, the others add one
-            insert = db.insert(s, PageView).values(day=utcnow().date(), path=path, count=1)
+            insert = db.dialect_insert(s.get_bind().dialect.name, PageView).values(day=utcnow().date(), path=path,
+                                                                                   count=1)
             s.execute(insert.on_conflict_do_update(index_elements=[PageView.day, PageView.path],
                                                    set_={"count": PageView.count + 1}))
     except SQLAlchemyError as exc:

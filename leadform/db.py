@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -31,11 +32,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # SQLite errors after which a connection stays unusable (opened while the file was read-only, or it hit a
 # full disk): the pool drops it and opens a fresh one, so the app recovers once the fault is gone.
 UNUSABLE = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
-
-
-def is_sqlite(engine: Engine | Connection | Session) -> bool:
-    bind = engine.get_bind() if isinstance(engine, Session) else engine
-    return bind.dialect.name == "sqlite"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -104,9 +100,10 @@ def _close_session(_exc: BaseException | None) -> None:
         s.close()
 
 
-def insert(s: Session | Connection, table: type | Table):
-    """An INSERT that can say ON CONFLICT: both engines have it, with the same SQLAlchemy API."""
-    return (sqlite if is_sqlite(s) else postgresql).insert(table)
+def dialect_insert(dialect: str, table: type | Table) -> Any:
+    """An INSERT that can say ON CONFLICT (`dialect` is an engine's dialect name): SQLite and PostgreSQL
+    both have it, with the same SQLAlchemy API."""
+    return (sqlite if dialect == "sqlite" else postgresql).insert(table)
 
 
 # -- migrations ------------------------------------------------------------------------------------------
