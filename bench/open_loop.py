@@ -24,7 +24,8 @@ up (templates, the SMTP path); they are left out of every figure.
     python bench/open_loop.py --rate 50 --seconds 20 --engine postgresql
     python bench/open_loop.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench_x
 
-Writes bench/results/open_loop.json and open_loop.md (unless --no-write). Reports; never fails on a figure.
+Writes bench/results/open_loop.json and open_loop.md (--output NAME: NAME.json and NAME.md; --no-write:
+neither). Reports; never fails on a figure.
 """
 
 from __future__ import annotations
@@ -460,6 +461,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="gthread threads per worker (default: deploy/gunicorn.conf.py's)")
     parser.add_argument("--no-recycle", action="store_true",
                         help="--max-requests 0: no worker restart during the run (production recycles)")
+    parser.add_argument("--output", default="open_loop", help="bench/results/NAME.json and .md (default open_loop)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results/ alone")
     parser.add_argument("--smtp-sink", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -477,10 +479,9 @@ def main() -> None:
     print(text)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "open_loop.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        (RESULTS / "open_loop.md").write_text(text, encoding="utf-8")
-        print(f"written: {(RESULTS / 'open_loop.json').relative_to(ROOT)}, "
-              f"{(RESULTS / 'open_loop.md').relative_to(ROOT)}", file=sys.stderr)
+        (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (RESULTS / f"{args.output}.md").write_text(text, encoding="utf-8")
+        print(f"written: bench/results/{args.output}.json, .md", file=sys.stderr)
 
 
 if __name__ == "__main__":
