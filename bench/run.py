@@ -179,6 +179,8 @@ def main() -> None:
     skip = set(args.skip)
     counts = [10, 50] if args.quick else [10, 500]
     load_before = os.getloadavg()
+    # before the long steps: a tool that is missing must not lose a finished run
+    versions = {**_versions(), "lighthouse": lighthouse.lighthouse_version(), "hugo": build_cost.hugo_version()}
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
@@ -222,8 +224,7 @@ def main() -> None:
         "load_after": os.getloadavg(),
         "post": "/blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/",
         "budget_bytes": BUDGET,
-        "versions": {**_versions(), "lighthouse": lighthouse.lighthouse_version(),
-                     "hugo": build_cost.hugo_version()},
+        "versions": versions,
         "builds": [_strip(as_dict(b)) for b in builds],
         "page_weight": [as_dict(w) for w in weights],
         **extra,
