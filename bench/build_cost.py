@@ -225,7 +225,11 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def hugo_version() -> str:
-    out = subprocess.run(["hugo", "version"], capture_output=True, text=True, check=False).stdout
+    """Hugo's version, or "not installed" (Debian package `hugo`; only the build-cost step needs it)."""
+    try:
+        out = subprocess.run(["hugo", "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "not installed"
     return out.split()[1].split("+")[0] if out else "?"
 
 

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: timed builds, a gzip-compressing server, the system Chromium.
+"""Shared pieces of the benchmarks: timed builds, a gzip-compressing server, the system Chromium,
+`make run`'s server (gunicorn + WhiteNoise) on a built site, throwaway SQLite or PostgreSQL databases.
 
 The benchmarks report figures for the issue "Performance"; they never assert.
 """
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,6 +26,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `deploy.local` (the production config on loopback ports) and `leadform`
+    sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -180,3 +185,101 @@ def in_process_app_env(instance: str) -> None:
 
 def as_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)
+
+
+def compress_site(site_dir: Path) -> None:
+    """The .gz copies `make build` writes beside each file (`python -m whitenoise.compress --no-brotli`):
+    WhiteNoise serves those, and without them `make run`'s server sends text uncompressed."""
+    subprocess.run([sys.executable, "-m", "whitenoise.compress", "--quiet", "--no-brotli", str(site_dir)],
+                   check=True)
+
+
+@contextmanager
+def make_run_server(site_dir: Path, instance: Path, env: dict[str, str] | None = None,
+                    threads: int = 4) -> Iterator[str]:
+    """What `make run` serves: gunicorn -c deploy/gunicorn.conf.py 'leadform.wsgi:with_site()', one
+    worker with 4 threads, the app and `site_dir` on one origin, on a free loopback port. Yields the
+    base URL once /api/health answers; stops the server (and its workers) on exit."""
+    from deploy import local
+
+    port = local.free_port()
+    instance.mkdir(parents=True, exist_ok=True)
+    env = {"LEADFORM_DEV_SECRET": "1", "LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_INSTANCE_PATH": str(instance),
+           "LEADFORM_PUBLIC_URL": f"http://127.0.0.1:{port}/", "LEADFORM_LOG_LEVEL": "WARNING",
+           "GUNICORN_THREADS": str(threads), **(env or {})}
+    url = f"http://127.0.0.1:{port}"
+    with local.gunicorn(env, port, workers=1, log=instance / "gunicorn.log", wsgi="leadform.wsgi:with_site()"):
+        wait_for_health(url, instance / "gunicorn.log")
+        yield url
+
+
+def wait_for_health(url: str, log: Path | None = None, seconds: float = 60) -> None:
+    """gunicorn listens before its workers have imported the app: wait until the app answers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+                raise RuntimeError(f"{url}/api/health did not answer within {seconds:.0f} s\n{tail}") from None
+            time.sleep(0.2)
+
+
+ENGINES = ("sqlite", "postgresql")
+# The PostgreSQL server the benchmarks create their throwaway databases on (trust auth on loopback).
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def throwaway_database(engine: str, instance: Path) -> Iterator[str]:
+    """A fresh, empty database for one benchmark run, as a SQLAlchemy URL for LEADFORM_DATABASE_URL:
+    SQLite in the instance folder (the app's default place), or a new PostgreSQL database on
+    POSTGRES_URL's server, dropped afterwards (the app creates the tables at start, as in production)."""
+    if engine == "sqlite":
+        yield f"sqlite:///{instance / 'leadform.sqlite3'}"
+        return
+    if engine != "postgresql":
+        raise ValueError(f"unknown engine {engine!r}: {', '.join(ENGINES)}")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = "bench_" + uuid.uuid4().hex[:12]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def database_label(url: str) -> str:
+    """"SQLite" or "PostgreSQL 16.4": the engine a figure was measured on."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            import sqlite3
+
+            return f"SQLite {sqlite3.sqlite_version}"
+        with engine.connect() as conn:
+            return "PostgreSQL " + conn.execute(text("SHOW server_version")).scalar().split()[0]
+    finally:
+        engine.dispose()
+
+
+def count_rows(url: str, sql: str) -> int:
+    """One count from the app's database, whichever engine (a short-lived connection)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar() or 0)
+    finally:
+        engine.dispose()

@@ -2,8 +2,9 @@
 
 Why: the issue "Performance" asks for 100 in performance, accessibility, best practices and SEO
 on those four pages, with the site served as in production. The site is built into a temp dir
-and served by `leadform.serve` (gzip, one-year cache for fingerprinted assets, the app on the
-same origin, so the forms' /api/csrf call is real). Lighthouse 12.2.3 comes from bench/package.json
+and served as `make run` serves it: gunicorn (deploy/gunicorn.conf.py) on `leadform.wsgi:with_site()`,
+WhiteNoise with the build's .gz copies and a year's cache for fingerprinted assets, the app on the
+same origin, so the forms' /api/csrf call is real. Lighthouse 12.2.3 comes from bench/package.json
 (`npm ci` in bench/) and drives the system Chromium; mobile is its default form factor, with
 simulated throttling (slow 4G, 4x CPU slowdown).
 
@@ -20,19 +21,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from common import CHROMIUM, ROOT, mkdocs_build
+from common import CHROMIUM, ROOT, compress_site, make_run_server, mkdocs_build
 
 BENCH = ROOT / "bench"
 PAGES = {
@@ -57,42 +53,15 @@ def lighthouse_bin() -> Path:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def one_origin_server(site_dir: Path, instance: Path) -> Iterator[str]:
-    """`python -m leadform.serve` (what `make run` starts) on a free port, for the given site."""
-    port = _free_port()
-    env = {**os.environ, "LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_INSTANCE_PATH": str(instance),
-           "LEADFORM_DEV_SECRET": "1", "LEADFORM_LOG_LEVEL": "WARNING"}
-    log = open(instance / "serve.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "leadform.serve", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("leadform.serve did not start:\n"
-                                       + (instance / "serve.log").read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.2)
+    """`make run`'s server on a free port for the given site: gunicorn with deploy/gunicorn.conf.py on
+    `leadform.wsgi:with_site()`, one worker with four threads. The site gets its .gz copies first, as
+    `make build` writes them (WhiteNoise serves those; without them text would go out uncompressed)."""
+    if not (site_dir / "index.html.gz").exists():
+        compress_site(site_dir)
+    with make_run_server(site_dir, instance) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def run_lighthouse(url: str, out: Path) -> dict[str, Any]:
@@ -167,13 +136,15 @@ def build_site(work: Path, config: Path = ROOT / "mkdocs.yml") -> Path:
     build = mkdocs_build(config, work / "site", "lighthouse")
     if build.returncode:
         raise RuntimeError("build failed:\n" + build.stderr_tail)
+    compress_site(Path(build.site_dir))  # as `make build` does
     return Path(build.site_dir)
 
 
 def markdown(result: dict[str, Any]) -> str:
     """Scores per page, then the audits that cost points (none when every score is 100)."""
     lines = [f"Lighthouse {result['version']}, mobile preset (simulated slow 4G, 4x CPU), system Chromium, "
-             f"site served by `leadform.serve`; median of {result['runs']} runs per page.", "",
+             f"site served as `make run` does (gunicorn + WhiteNoise, `leadform.wsgi:with_site()`); "
+             f"median of {result['runs']} runs per page.", "",
              "| Page | Performance | Accessibility | Best practices | SEO | FCP | LCP | TBT | CLS | Perf. runs |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     failing = []

@@ -5,10 +5,11 @@ scanner is the Observatory's npm package (bench/observatory-cli, `npm ci --ignor
 install script downloads the HSTS preload list, so an empty `conf/hsts-preload.json` is written
 instead). Three targets:
 
-  http    `make run`'s server (python -m leadform.serve) over plain HTTP, as a newcomer runs it.
+  http    `make run`'s server (gunicorn -c deploy/gunicorn.conf.py 'leadform.wsgi:with_site()', one
+          worker, four threads) over plain HTTP, as a newcomer runs it.
           HSTS and the redirection test cannot pass without TLS.
-  https   the same server with LEADFORM_PUBLIC_HTTPS=true behind TLS (a throwaway CA that the
-          scanner trusts): HSTS is sent and verified. Nothing listens for plain HTTP on that
+  https   the same server with LEADFORM_PUBLIC_HTTPS=true, gunicorn itself serving TLS (a throwaway
+          CA that the scanner trusts): HSTS is sent and verified. Nothing listens for plain HTTP on that
           port, so "redirection" passes as "no HTTP to redirect".
   nginx   production: deploy/nginx.conf on ports 80 and 443 in front of gunicorn
           (deploy/gunicorn.conf.py), scanned as www.voorbeeld-coaching.be. Runs in a private
@@ -25,10 +26,12 @@ import argparse
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,10 +69,12 @@ def scan(hostname: str, ca: Path | None = None) -> dict[str, Any]:
 
 
 def build_site(folder: Path) -> Path:
+    """The real site, with the .gz copies `make build` adds (WhiteNoise serves those)."""
     site = folder / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "whitenoise.compress", "--quiet", "--no-brotli", str(site)], check=True)
     return site
 
 
@@ -80,23 +85,26 @@ def app_env(site: Path, work: Path, https: bool) -> dict[str, str]:
 
 @contextmanager
 def embedded(site: Path, work: Path, tls: tuple[Path, Path] | None) -> Iterator[int]:
-    """`python -m leadform.serve` (plain HTTP), or the same WSGI app under werkzeug with TLS."""
+    """`make run`'s server: gunicorn -c deploy/gunicorn.conf.py 'leadform.wsgi:with_site()' with one worker
+    and four threads; with `tls` (cert, key) gunicorn serves HTTPS itself (GUNICORN_CMD_ARGS, which
+    gunicorn reads after the config file)."""
     port = local.free_port()
-    env = {**os.environ, **app_env(site, work, https=tls is not None)}
-    if tls is None:
-        command = [sys.executable, "-m", "leadform.serve", "--port", str(port)]
-    else:
-        code = ("import sys; from werkzeug.serving import run_simple; from leadform.serve import make_app; "
-                "run_simple('127.0.0.1', int(sys.argv[1]), make_app(), threaded=True, "
-                "ssl_context=(sys.argv[2], sys.argv[3]))")
-        command = [sys.executable, "-c", code, str(port), str(tls[0]), str(tls[1])]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        local.wait_for_port(port, proc, "leadform.serve", 60)
+    env = {**app_env(site, work, https=tls is not None), "GUNICORN_THREADS": "4"}
+    if tls is not None:
+        env["GUNICORN_CMD_ARGS"] = f"--certfile={tls[0]} --keyfile={tls[1]}"
+    with local.gunicorn(env, port, workers=1, log=work / "gunicorn.log", wsgi="leadform.wsgi:with_site()"):
+        # gunicorn listens before its worker has imported the app: wait until the app answers
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/health"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2, context=ssl._create_unverified_context()).read()  # noqa: S323
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def run_target(target: str, site: Path, work: Path) -> dict[str, Any]:
