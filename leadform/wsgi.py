@@ -54,7 +54,7 @@ def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[...,
         if not FINGERPRINTED.search(url):
             headers["Cache-Control"] = "no-cache"
 
-    site = WhiteNoise(missing, root=str(site_dir), autorefresh=True, index_file=True,
+    site = WhiteNoise(missing, root=str(site_dir), autorefresh=True, index_file=True, allow_all_origins=False,
                       add_headers_function=no_cache_unless_fingerprinted,
                       immutable_file_test=lambda path, url: bool(FINGERPRINTED.search(url)))
 

@@ -57,3 +57,10 @@ def test_impossible_file_names_get_the_404_page_with_the_headers(static_client: 
         response = static_client.get(path)
         assert response.status_code == 404, path
         assert "Content-Security-Policy" in response.headers and b"<html" in response.data, path
+
+
+def test_static_files_allow_no_other_origin(static_client: Client, site_dir: Path) -> None:
+    """As nginx serves them: WhiteNoise's default `Access-Control-Allow-Origin: *` is off."""
+    bundle = next((site_dir / "assets" / "javascripts").glob("bundle.*.min.js")).name
+    for path in ("/", f"/assets/javascripts/{bundle}"):
+        assert "Access-Control-Allow-Origin" not in static_client.get(path).headers, path
