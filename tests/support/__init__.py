@@ -1,0 +1,1 @@
+"""Helpers shared by test files (tests/ is on sys.path: `from support.safety import ...`)."""
