@@ -117,3 +117,15 @@ def test_invalid_contact_input_gets_a_dutch_message(make_app, data, message) -> 
     response = app.test_client().post("/api/contact", data={**data, "started": started(app, 10)})
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert messages(app) == 0
+
+
+def test_the_subject_list_starts_with_a_prompt_and_offers_the_five_subjects(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    response = app.test_client().post("/api/contact", data={**FORM, "subject": "", "started": started(app, 10)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "Kies een onderwerp." in html
+    options = re.findall(r'<option\b[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)</option>', html)
+    assert options == [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
+                       ("leiderschapscoaching", "Leiderschapscoaching"),
+                       ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
+                       ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
