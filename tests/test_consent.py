@@ -528,3 +528,26 @@ def test_a_post_without_content_type_is_refused_with_415(client, app) -> None:
         assert response.status_code == 415 and response.get_json() == {"error": 415}, path
         assert "Set-Cookie" not in response.headers
     assert records(app) == [] and views(app) == {}
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("not json", "not JSON: JSONDecodeError"),
+    # the hooks' own InvalidChoice is a ValueError, so json.loads's handler names it (today's wording)
+    (json.dumps(example_payload())[:-1] + ', "event": "given"}', "not JSON: InvalidChoice"),
+    (json.dumps(example_payload()).replace('"0123456789abcdef"', "NaN"), "not JSON: InvalidChoice"),
+    (json.dumps({**example_payload(), "url": "/"}), "fields"),
+    (json.dumps({**example_payload(), "policy_version": 0}), "policy version"),
+    (json.dumps({**example_payload(), "button": "close"}), "event or button"),
+    (json.dumps({**example_payload(), "banner_hash": "xyz"}), "banner hash"),
+    (json.dumps({**example_payload(), "choices": {"necessary": True}}), "categories"),
+    (json.dumps({**example_payload(), "choices": _choices(necessary=False, analytics=True)}),
+     "a required category refused"),
+    (json.dumps({**example_payload(), "event": "refused"}), "event, button and choices disagree"),
+], ids=["not-json", "duplicate", "constant", "fields", "version", "button", "hash", "categories", "required",
+        "disagree"])
+def test_a_refused_choice_logs_the_rule_it_broke(client, app, caplog, body: str, reason: str) -> None:
+    """The coach's log says why a choice was refused, in one line without the payload."""
+    caplog.set_level("INFO", logger="leadform.consent")
+    assert post(client, body).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "leadform.consent"]
+    assert lines == [f"consent payload rejected reason={reason}"]
