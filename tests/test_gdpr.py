@@ -418,3 +418,65 @@ def test_export_is_dated_and_lists_consent_in_the_order_it_was_given(make_app) -
     assert [c["id"] for c in data["consent_records"]] == [earlier, later]
     assert data["exported_at"].endswith("Z")
     assert before <= dt.datetime.fromisoformat(data["exported_at"][:-1]) <= utcnow()
+
+
+def test_purge_keeps_what_is_exactly_as_old_as_its_retention_and_blanks_text_only_mail(make_app) -> None:
+    """'Kept for N days' means a row of exactly that age is still there; a mail without an HTML part
+    (the coach's notices) is blanked like any other once past its retention."""
+    keep = load_settings().retention
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    for who in ("exact", "older"):
+        client.post("/api/checklists/teams", data={"name": who, "email": f"{who}@example.be", "privacy": "y"})
+        contact(client, app, f"{who}msg@example.be", who, f"Bericht {who}.")
+    client.get(f"/download/{link_for(app, 'exact@example.be', 'teams')}")  # confirmed: the coach gets a notice
+    client.post("/api/checklists/teams", data={"name": "Edge", "email": "edge@example.be", "privacy": "y"})
+    assert deliver(app)["sent"] == 8
+    now = utcnow()
+    day = dt.timedelta(days=1)
+    lead_age, body_age = now - keep.unconfirmed_lead_days * day, now - keep.delivered_mail_body_days * day
+    contact_age = years_before(now, keep.contact_message_years)
+    consent_age = years_before(now, keep.consent_record_years)
+    set_times(app, Lead, Lead.email == "older@example.be", updated_at=lead_age - day)
+    set_times(app, Lead, Lead.email == "edge@example.be", updated_at=lead_age)  # unconfirmed, exactly 30 days
+    set_times(app, ContactMessage, ContactMessage.email == "exactmsg@example.be", created_at=contact_age)
+    set_times(app, OutboxMail, OutboxMail.to_addr == "exactmsg@example.be", created_at=contact_age)
+    set_times(app, OutboxMail, OutboxMail.kind == "checklist_link", sent_at=body_age)
+    set_times(app, OutboxMail, OutboxMail.kind == "coach_new_lead", sent_at=body_age - day)
+    exact_consent = consent_record(app, "c@example.be", consent_age)
+    with app.app_context(), db.transaction() as s:
+        older_download = s.scalar(select(Download.id).join(Lead).where(Lead.email == "older@example.be"))
+        older_link = s.scalar(select(OutboxMail.id).where(OutboxMail.to_addr == "older@example.be"))
+        older_lead = s.scalar(select(Lead.id).where(Lead.email == "older@example.be"))
+        purged = purge(s, now=now)
+        mails = {m.kind + ":" + m.to_addr: m for m in s.scalars(select(OutboxMail))}
+        assert list(s.scalars(select(ConsentRecord.id))) == [exact_consent]
+        assert sorted(s.scalars(select(ContactMessage.email))) == ["exactmsg@example.be", "oldermsg@example.be"]
+    assert purged["unconfirmed_leads"] == [older_lead] and purged["downloads"] == [older_download]
+    assert purged["contact_messages"] == purged["consent_records"] == []
+    assert purged["outbox_deleted"] == [older_link], "the contact mail of exactly two years is kept"
+    coach = load_settings().coach.email
+    notice = mails["coach_new_lead:" + coach]
+    assert purged["outbox_bodies_blanked"] == [notice.id] and notice.body_text is None, "text-only mail too"
+    assert mails["checklist_link:exact@example.be"].body_text, "sent exactly 7 days ago: kept"
+    assert "contact_confirmation:exactmsg@example.be" in mails
+
+
+def test_purge_shows_at_most_twenty_ids_per_table(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    old = years_before(utcnow(), load_settings().retention.consent_record_years) - dt.timedelta(days=1)
+    runner = app.test_cli_runner()
+
+    def consent_line(count: int) -> tuple[str, list[str]]:
+        made = {consent_record(app, None, old) for _ in range(count)}
+        output = runner.invoke(args=["gdpr", "purge"]).output
+        line = next(line for line in output.splitlines() if line.startswith("consent_records:"))
+        assert "downloads: 0 purged\n" in output, "a table with nothing purged shows no id list"
+        ids = re.fullmatch(rf"consent_records: {count} purged \(ids: (.*)\)", line).group(1).split(", ")
+        assert set(ids) - {"…"} <= made
+        return line, ids
+
+    _, twenty = consent_line(20)
+    assert len(twenty) == 20 and "…" not in twenty
+    _, more = consent_line(21)
+    assert len(more) == 21 and more[-1] == "…" and len(set(more[:20])) == 20
