@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test new-post leads export outbox outbox-retry messages consent-stats clean
+.PHONY: setup build run serve test mutation new-post leads export outbox outbox-retry messages consent-stats clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,20 @@ serve: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+## mutation: mutation testing of the core modules (slow; not part of CI)
+# Which modules and which tests: [tool.mutmut] in pyproject.toml. Always from scratch (mutmut would keep
+# the verdicts of a previous run although the tests changed), niced, at most JOBS tests at once.
+# One module: make mutation MUTANTS='leadform.outbox.*'. Details: .venv/bin/mutmut results | show NAME.
+JOBS    ?= 2
+MUTANTS ?=
+mutation: setup
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run --max-children $(JOBS) $(MUTANTS)
+	@$(BIN)/mutmut results --all true | awk -F'[.:] *' '{ sub(/^ +/, ""); m = $$1 "." $$2; n[m]++; s[m, $$NF]++ } \
+	  END { printf "%-22s %7s %8s %7s %6s %6s\n", "module", "killed", "survived", "no test", "total", "score"; \
+	    for (m in n) { k = s[m, "killed"] + s[m, "timeout"]; t = k + s[m, "survived"]; \
+	      printf "%-22s %7d %8d %7d %6d %5.1f%%\n", m, k, s[m, "survived"], s[m, "no tests"], n[m], t ? 100 * k / t : 0 } }'
 
 ## new-post: make new-post TITLE="Mijn titel"
 new-post: setup

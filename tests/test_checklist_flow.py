@@ -369,3 +369,37 @@ def test_a_link_whose_pdf_is_missing_says_try_later_and_confirms_nothing(make_ap
     assert count(app, OutboxMail, OutboxMail.kind == "coach_new_lead") == 0
     (tmp_path / "away.pdf").rename(pdfs / teams.filename)
     assert client.get(f"/download/{token}").status_code == 200 and lead(app).confirmed_at is not None
+# -- the newsletter is opt-in ----------------------------------------------------------------------------
+
+NEWSLETTER_BOX = re.compile(r"<input\b[^>]*\bname=\"newsletter\"[^>]*>")
+
+
+def test_the_newsletter_box_is_never_ticked_beforehand(client, site_pages) -> None:
+    """Consent must be an act of the visitor (GDPR art. 4(11), recital 32): not on the site's form,
+    and not on the form the app shows again when a request arrives empty or incomplete."""
+    for page in ("checklists/teams/index.html", "checklists/leiderschap/index.html"):
+        [box] = NEWSLETTER_BOX.findall(site_pages[page])
+        assert 'type="checkbox"' in box and "checked" not in box, box
+    for data in ({}, {"name": "Sofie Peeters"}, {**FORM, "email": "sofie@"}):
+        response = client.post("/api/checklists/teams", data=data)
+        assert response.status_code == 400
+        [box] = NEWSLETTER_BOX.findall(response.get_data(as_text=True))
+        assert "checked" not in box, (data, box)
+    ticked = client.post("/api/checklists/teams", data={**FORM, "email": "sofie@", "newsletter": "y"})
+    [box] = NEWSLETTER_BOX.findall(ticked.get_data(as_text=True))
+    assert "checked" in box, "what the visitor ticked stays ticked"
+
+
+def test_a_request_without_the_box_records_no_newsletter_wish(client, app) -> None:
+    assert client.post("/api/checklists/teams", data=FORM).status_code == 303
+    stored = lead(app)
+    assert stored.newsletter_requested is False
+    with app.app_context(), db.transaction() as s:
+        mail = s.scalars(select(OutboxMail)).one()
+    assert "List-Unsubscribe" not in (mail.headers or {})
+    assert client.get(f"/download/{link_in(app, mail)}").status_code == 200  # confirmed: no consent to record
+    confirmed = lead(app)
+    assert confirmed.confirmed_at is not None and confirmed.newsletter_consent_at is None
+    with app.app_context(), db.transaction() as s:
+        notice = s.scalars(select(OutboxMail).where(OutboxMail.kind == "coach_new_lead")).one()
+    assert notice.context["lead"]["newsletter"] is False

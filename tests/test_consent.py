@@ -462,3 +462,92 @@ def test_records_are_only_ever_added(client, app) -> None:
         post(client, example_payload())
     with app.app_context(), db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(ConsentRecord)) == 3
+
+
+# -- custom choices, updates and the body limit -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("event", "analytics"), [
+    ("given", True),        # first visit: "Instellingen opslaan" with Statistieken ticked
+    ("refused", False),     # first visit: saved with nothing optional ticked
+    ("updated", True),      # later: saved again, Statistieken still on
+    ("withdrawn", False),   # later: Statistieken switched off
+])
+def test_a_choice_saved_in_the_settings_is_recorded(client, app, runner, event: str, analytics: bool) -> None:
+    choices = _choices(analytics=analytics)
+    response = post(client, {**example_payload(), "event": event, "button": "save", "choices": choices})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    [record] = records(app)
+    assert (record.event, record.button, record.choices) == (event, "save", choices)
+    assert response.get_json()["id"] == record.id
+    assert response.headers["Set-Cookie"].startswith(f"{SUBJECT_COOKIE}={record.subject_id};")
+    this_week = runner.invoke(args=["consent", "stats", "--weeks", "1"]).output.splitlines()[-1].split()
+    assert this_week[2:6] == ["0", "0", "1", "1"], "counted as custom"
+
+
+def test_an_update_of_an_earlier_choice_is_recorded_after_it(client, app) -> None:
+    assert post(client, example_payload()).status_code == 201
+    update = {**example_payload(), "event": "updated"}  # "Alles accepteren" again, e.g. after a new banner text
+    assert post(client, update).status_code == 201
+    first, second = records(app)
+    assert (first.event, second.event) == ("given", "updated")
+    assert second.subject_id == first.subject_id and second.choices == _choices(analytics=True)
+
+
+@pytest.mark.parametrize("change", [
+    {"event": "updated", "button": "save", "choices": _choices()},         # an update that allows nothing
+    {"event": "updated", "button": "reject_all", "choices": _choices()},
+    {"event": "given", "button": "save", "choices": _choices()},           # given, with nothing allowed
+    {"event": "refused", "button": "save", "choices": _choices(analytics=True)},
+    {"event": "withdrawn", "button": "accept_all"},                        # withdrawn with everything on
+], ids=["updated-nothing", "updated-reject", "given-nothing", "refused-something", "withdrawn-all"])
+def test_a_custom_choice_that_contradicts_its_event_is_refused(client, app, change: dict) -> None:
+    assert post(client, {**example_payload(), **change}).status_code == 400
+    assert records(app) == []
+
+
+def _padded(size: int) -> str:
+    """A valid choice of exactly `size` bytes: the banner's JSON with whitespace before its last brace."""
+    body = json.dumps(example_payload())
+    assert len(body) < size
+    return body[:-1] + " " * (size - len(body)) + "}"
+
+
+def test_a_choice_up_to_1024_bytes_is_accepted_and_a_byte_more_is_refused(client, app) -> None:
+    over = post(client, _padded(1025))
+    assert over.status_code == 400 and over.get_json() == {"error": 400}
+    assert records(app) == [] and "Set-Cookie" not in over.headers
+    assert post(client, _padded(1024)).status_code == 201
+    assert len(records(app)) == 1
+
+
+def test_a_post_without_content_type_is_refused_with_415(client, app) -> None:
+    """What a script gets that forgets the header: 415 as JSON, nothing stored or counted."""
+    for path, body in (("/api/consent", json.dumps(example_payload())), ("/api/analytics", "/")):
+        response = client.post(path, data=body.encode())
+        assert "Content-Type" not in response.request.headers
+        assert response.status_code == 415 and response.get_json() == {"error": 415}, path
+        assert "Set-Cookie" not in response.headers
+    assert records(app) == [] and views(app) == {}
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("not json", "not JSON: JSONDecodeError"),
+    # the hooks' own InvalidChoice is a ValueError, so json.loads's handler names it (today's wording)
+    (json.dumps(example_payload())[:-1] + ', "event": "given"}', "not JSON: InvalidChoice"),
+    (json.dumps(example_payload()).replace('"0123456789abcdef"', "NaN"), "not JSON: InvalidChoice"),
+    (json.dumps({**example_payload(), "url": "/"}), "fields"),
+    (json.dumps({**example_payload(), "policy_version": 0}), "policy version"),
+    (json.dumps({**example_payload(), "button": "close"}), "event or button"),
+    (json.dumps({**example_payload(), "banner_hash": "xyz"}), "banner hash"),
+    (json.dumps({**example_payload(), "choices": {"necessary": True}}), "categories"),
+    (json.dumps({**example_payload(), "choices": _choices(necessary=False, analytics=True)}),
+     "a required category refused"),
+    (json.dumps({**example_payload(), "event": "refused"}), "event, button and choices disagree"),
+], ids=["not-json", "duplicate", "constant", "fields", "version", "button", "hash", "categories", "required",
+        "disagree"])
+def test_a_refused_choice_logs_the_rule_it_broke(client, app, caplog, body: str, reason: str) -> None:
+    """The coach's log says why a choice was refused, in one line without the payload."""
+    caplog.set_level("INFO", logger="leadform.consent")
+    assert post(client, body).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "leadform.consent"]
+    assert lines == [f"consent payload rejected reason={reason}"]

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from leadform import db, outbox
 from leadform.forms import issue_started
-from leadform.models import ContactMessage, OutboxMail
+from leadform.models import ContactMessage, Lead, OutboxMail
 from site_config import load_settings
 
 FORM = {"name": "Jan De Smet", "email": "jan@example.be", "phone": "+32 9 123 45 67",
@@ -128,3 +128,39 @@ def test_line_breaks_and_tabs_in_a_message_are_kept(make_app) -> None:
     assert response.status_code == 303
     with app.app_context(), db.transaction() as s:
         assert s.scalar(select(ContactMessage.message)) == text
+def test_the_subject_list_starts_with_a_prompt_and_offers_the_five_subjects(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    response = app.test_client().post("/api/contact", data={**FORM, "subject": "", "started": started(app, 10)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "Kies een onderwerp." in html
+    options = re.findall(r'<option\b[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)</option>', html)
+    assert options == [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
+                       ("leiderschapscoaching", "Leiderschapscoaching"),
+                       ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
+                       ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
+
+
+@pytest.mark.parametrize("subject", ["", "koffie"])
+def test_a_missing_or_unknown_subject_gets_exactly_one_dutch_error(make_app, subject) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    response = app.test_client().post("/api/contact", data={**FORM, "subject": subject,
+                                                            "started": started(app, 10)})
+    errors = re.findall(r'role="alert">([^<]*)</p>', response.get_data(as_text=True))
+    assert response.status_code == 400 and errors == ["Kies een onderwerp."]
+    assert messages(app) == 0
+
+
+def test_spaces_around_what_was_typed_are_not_stored(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    padded = {"name": "  Jan De Smet\t", "email": " Jan@Example.be ", "phone": " +32 9 123 45 67 ",
+              "message": "\n  Kunnen we eens praten?  \n"}
+    assert client.post("/api/contact", data={**FORM, **padded, "started": started(app, 10)}).status_code == 303
+    assert client.post("/api/checklists/teams", data={"name": " Sofie ", "email": " Sofie@Example.be ",
+                                                      "privacy": "y"}).status_code == 303
+    with app.app_context(), db.transaction() as s:
+        message = s.scalars(select(ContactMessage)).one()
+        lead = s.scalars(select(Lead)).one()
+    assert (message.name, message.email, message.phone, message.message) == (
+        "Jan De Smet", "jan@example.be", "+32 9 123 45 67", "Kunnen we eens praten?")
+    assert (lead.name, lead.email) == ("Sofie", "sofie@example.be")

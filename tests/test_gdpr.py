@@ -23,7 +23,7 @@ from support.mail import link_in
 
 from leadform import db, outbox
 from leadform.forms import issue_started
-from leadform.gdpr import years_before
+from leadform.gdpr import purge, years_before
 from leadform.models import ConsentRecord, ContactMessage, Download, Lead, OutboxMail, new_id, utcnow
 from site_config import load_settings
 
@@ -296,3 +296,205 @@ def test_erase_finds_a_mail_about_the_person_that_is_not_sent_yet(make_app) -> N
     result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET], input="y\n")
     assert result.exit_code == 0, result.output
     assert not WHOLE_TARGET.search(dump(app))
+
+
+# -- purge of headers, 29 February, and erasing one address among look-alikes -------------------------------
+
+def test_purge_blanks_the_headers_of_delivered_mail_too(make_app) -> None:
+    """Reply-To (the visitor's address, on mail to the coach) and List-Unsubscribe go with the bodies."""
+    keep = load_settings().retention
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    client.post("/api/checklists/teams", data={"name": "An Peeters", "email": TARGET, "privacy": "y",
+                                               "newsletter": "y"})
+    contact(client, app, BYSTANDER, "Jan Claes", "Bel me gerust.")
+    assert deliver(app)["sent"] == 3
+    with app.app_context(), db.transaction() as s:
+        sent = {m.kind: m for m in s.scalars(select(OutboxMail))}
+    assert "List-Unsubscribe" in sent["checklist_link"].headers
+    assert sent["contact_to_coach"].headers == {"Reply-To": BYSTANDER}
+    now = utcnow()
+    old, recent = now - dt.timedelta(days=keep.delivered_mail_body_days + 1), now - dt.timedelta(days=1)
+    set_times(app, OutboxMail, OutboxMail.kind.in_(["checklist_link", "contact_to_coach"]), sent_at=old)
+    set_times(app, OutboxMail, OutboxMail.kind == "contact_confirmation", sent_at=recent)
+
+    result = app.test_cli_runner().invoke(args=["gdpr", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "outbox_bodies_blanked: 2 purged" in result.output
+    with app.app_context(), db.transaction() as s:
+        after = {m.kind: m for m in s.scalars(select(OutboxMail))}
+    for kind in ("checklist_link", "contact_to_coach"):
+        mail = after[kind]
+        assert (mail.headers, mail.body_text, mail.body_html, mail.context) == ({}, None, None, None), kind
+        assert mail.subject == sent[kind].subject and mail.sent_at == old
+    assert after["contact_confirmation"].body_text == sent["contact_confirmation"].body_text, "a day old: kept"
+    assert not WHOLE_TARGET.search(json.dumps([after["checklist_link"].headers]))
+    assert "mail files: 2 purged" in result.output
+
+
+@pytest.mark.parametrize(("moment", "years", "expected"), [
+    (dt.datetime(2028, 2, 29, 12, 30), 1, dt.datetime(2027, 2, 28, 12, 30)),
+    (dt.datetime(2028, 2, 29, 12, 30), 2, dt.datetime(2026, 2, 28, 12, 30)),
+    (dt.datetime(2028, 2, 29, 12, 30), 4, dt.datetime(2024, 2, 29, 12, 30)),
+    (dt.datetime(2027, 3, 1), 1, dt.datetime(2026, 3, 1)),
+    (dt.datetime(2026, 12, 2, 5, 59, 7, 123), 5, dt.datetime(2021, 12, 2, 5, 59, 7, 123)),
+], ids=["leap-day-1", "leap-day-2", "leap-day-to-leap-day", "1-march", "any-day"])
+def test_years_before_keeps_the_time_and_takes_28_february_for_a_leap_day(moment, years, expected) -> None:
+    assert years_before(moment, years) == expected
+
+
+def test_the_purge_on_29_february_counts_back_to_28_february(make_app) -> None:
+    """Run on 29 February 2028, the purge keeps contact messages from after 28 February 2026 at the
+    same hour (two years) and consent records from after 28 February 2023 (five years)."""
+    keep = load_settings().retention
+    assert (keep.contact_message_years, keep.consent_record_years) == (2, 5)
+    now = dt.datetime(2028, 2, 29, 12, 0)
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    for who in ("older", "younger"):
+        contact(client, app, f"{who}@example.be", who.title(), f"Bericht van {who}.")
+    set_times(app, ContactMessage, ContactMessage.email == "older@example.be", created_at=dt.datetime(2026, 2, 28, 11))
+    set_times(app, ContactMessage, ContactMessage.email == "younger@example.be",
+              created_at=dt.datetime(2026, 2, 28, 13))
+    older = consent_record(app, "c1@example.be", dt.datetime(2023, 2, 28, 11))
+    younger = consent_record(app, "c2@example.be", dt.datetime(2023, 2, 28, 13))
+    with app.app_context(), db.transaction() as s:
+        purged = purge(s, now=now)
+    assert len(purged["contact_messages"]) == 1 and purged["consent_records"] == [older]
+    with app.app_context(), db.transaction() as s:
+        assert list(s.scalars(select(ContactMessage.email))) == ["younger@example.be"]
+        assert list(s.scalars(select(ConsentRecord.id))) == [younger]
+
+
+SHORT = "a@example.be"
+# Addresses that contain SHORT, or that SHORT is the start of: none of them is the same person.
+LOOK_ALIKES = ["ba@example.be", "b.a@example.be", "b+a@example.be", "b-a@example.be", "a@example.bee",
+               "a@example.be.eu"]
+WHOLE_SHORT = re.compile(r"(?<![\w.+-])a@example\.be(?![\w.-])", re.IGNORECASE)
+
+
+def test_erase_leaves_the_mail_about_look_alike_addresses(make_app, smtp_server) -> None:
+    """Erasing a@example.be takes its own mail and the coach's mail about it, nothing about ba@example.be
+    and the like: not their mail, not the coach's messages, notices or failure reports about them."""
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
+    client = app.test_client()
+    for email in (SHORT, "ba@example.be"):
+        client.post("/api/checklists/teams", data={"name": "Iemand", "email": email, "privacy": "y"})
+    for email in (SHORT, *LOOK_ALIKES):
+        contact(client, app, email, "Iemand", f"Een vraag van {email}.")
+    assert client.get(f"/download/{link_for(app, SHORT, 'teams')}").status_code == 200
+    assert deliver(app) == {"sent": 2 + 2 * 7 + 1, "retry": 0, "failed": 0}
+    smtp_server.refuse["b.a@example.be"] = "550 5.1.1 No such user"  # the coach is told, naming b.a@
+    client.post("/api/checklists/leiderschap", data={"name": "Iemand", "email": "b.a@example.be", "privacy": "y"})
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 1}
+    assert client.get(f"/download/{link_for(app, 'ba@example.be', 'teams')}").status_code == 200  # queued notice
+
+    with app.app_context(), db.transaction() as s:
+        before = {m.id: (m.kind, m.to_addr, m.status) for m in s.scalars(select(OutboxMail))}
+    own = export(app, SHORT)["outbox"]
+    assert sorted(m["kind"] for m in own) == ["checklist_link", "coach_new_lead", "contact_confirmation",
+                                               "contact_to_coach"]
+    with app.app_context(), db.transaction() as s:
+        own_download = s.scalar(select(Download.id).join(Lead).where(Lead.email == SHORT))
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", SHORT, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "outbox: 4 erased" in result.output and "contact_messages: 1 erased" in result.output
+    assert f"downloads: 1 erased (ids: {own_download})" in result.output
+    with app.app_context(), db.transaction() as s:
+        after = {m.id: (m.kind, m.to_addr, m.status) for m in s.scalars(select(OutboxMail))}
+    assert after == {i: row for i, row in before.items() if i not in {m["id"] for m in own}}
+    kinds_left = sorted(kind for kind, _, _ in after.values())
+    assert kinds_left.count("contact_to_coach") == len(LOOK_ALIKES)
+    assert kinds_left.count("coach_new_lead") == kinds_left.count("coach_mail_failed") == 1
+    left = dump(app)
+    assert not WHOLE_SHORT.search(left)
+    for email in LOOK_ALIKES:
+        assert email in left and len(export(app, email)["contact_messages"]) == 1, email
+
+
+def test_erase_finds_the_address_written_in_capitals_in_a_mail_to_the_coach(make_app) -> None:
+    """Jan's message names An as she wrote it; the coach's copy of it names An, so it goes with An."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    contact(client, app, BYSTANDER, "Jan Claes", "Mijn collega AN@Example.BE belt je nog.")
+    assert deliver(app)["sent"] == 2
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "outbox: 1 erased" in result.output
+    with app.app_context(), db.transaction() as s:
+        assert [m.kind for m in s.scalars(select(OutboxMail))] == ["contact_confirmation"]
+        assert s.scalar(select(func.count()).select_from(ContactMessage)) == 1, "Jan's own message stays"
+
+
+def test_export_is_dated_and_lists_consent_in_the_order_it_was_given(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    now = utcnow()
+    later = consent_record(app, TARGET, now - dt.timedelta(days=1))
+    earlier = consent_record(app, TARGET, now - dt.timedelta(days=30))  # stored second, given first
+    before = utcnow().replace(microsecond=0)
+    data = export(app, TARGET)
+    assert [c["id"] for c in data["consent_records"]] == [earlier, later]
+    assert data["exported_at"].endswith("Z")
+    assert before <= dt.datetime.fromisoformat(data["exported_at"][:-1]) <= utcnow()
+
+
+def test_purge_keeps_what_is_exactly_as_old_as_its_retention_and_blanks_text_only_mail(make_app) -> None:
+    """'Kept for N days' means a row of exactly that age is still there; a mail without an HTML part
+    (the coach's notices) is blanked like any other once past its retention."""
+    keep = load_settings().retention
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    for who in ("exact", "older"):
+        client.post("/api/checklists/teams", data={"name": who, "email": f"{who}@example.be", "privacy": "y"})
+        contact(client, app, f"{who}msg@example.be", who, f"Bericht {who}.")
+    client.get(f"/download/{link_for(app, 'exact@example.be', 'teams')}")  # confirmed: the coach gets a notice
+    client.post("/api/checklists/teams", data={"name": "Edge", "email": "edge@example.be", "privacy": "y"})
+    assert deliver(app)["sent"] == 8
+    now = utcnow()
+    day = dt.timedelta(days=1)
+    lead_age, body_age = now - keep.unconfirmed_lead_days * day, now - keep.delivered_mail_body_days * day
+    contact_age = years_before(now, keep.contact_message_years)
+    consent_age = years_before(now, keep.consent_record_years)
+    set_times(app, Lead, Lead.email == "older@example.be", updated_at=lead_age - day)
+    set_times(app, Lead, Lead.email == "edge@example.be", updated_at=lead_age)  # unconfirmed, exactly 30 days
+    set_times(app, ContactMessage, ContactMessage.email == "exactmsg@example.be", created_at=contact_age)
+    set_times(app, OutboxMail, OutboxMail.to_addr == "exactmsg@example.be", created_at=contact_age)
+    set_times(app, OutboxMail, OutboxMail.kind == "checklist_link", sent_at=body_age)
+    set_times(app, OutboxMail, OutboxMail.kind == "coach_new_lead", sent_at=body_age - day)
+    exact_consent = consent_record(app, "c@example.be", consent_age)
+    with app.app_context(), db.transaction() as s:
+        older_download = s.scalar(select(Download.id).join(Lead).where(Lead.email == "older@example.be"))
+        older_link = s.scalar(select(OutboxMail.id).where(OutboxMail.to_addr == "older@example.be"))
+        older_lead = s.scalar(select(Lead.id).where(Lead.email == "older@example.be"))
+        purged = purge(s, now=now)
+        mails = {m.kind + ":" + m.to_addr: m for m in s.scalars(select(OutboxMail))}
+        assert list(s.scalars(select(ConsentRecord.id))) == [exact_consent]
+        assert sorted(s.scalars(select(ContactMessage.email))) == ["exactmsg@example.be", "oldermsg@example.be"]
+    assert purged["unconfirmed_leads"] == [older_lead] and purged["downloads"] == [older_download]
+    assert purged["contact_messages"] == purged["consent_records"] == []
+    assert purged["outbox_deleted"] == [older_link], "the contact mail of exactly two years is kept"
+    coach = load_settings().coach.email
+    notice = mails["coach_new_lead:" + coach]
+    assert purged["outbox_bodies_blanked"] == [notice.id] and notice.body_text is None, "text-only mail too"
+    assert mails["checklist_link:exact@example.be"].body_text, "sent exactly 7 days ago: kept"
+    assert "contact_confirmation:exactmsg@example.be" in mails
+
+
+def test_purge_shows_at_most_twenty_ids_per_table(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    old = years_before(utcnow(), load_settings().retention.consent_record_years) - dt.timedelta(days=1)
+    runner = app.test_cli_runner()
+
+    def consent_line(count: int) -> tuple[str, list[str]]:
+        made = {consent_record(app, None, old) for _ in range(count)}
+        output = runner.invoke(args=["gdpr", "purge"]).output
+        line = next(line for line in output.splitlines() if line.startswith("consent_records:"))
+        assert "downloads: 0 purged\n" in output, "a table with nothing purged shows no id list"
+        ids = re.fullmatch(rf"consent_records: {count} purged \(ids: (.*)\)", line).group(1).split(", ")
+        assert set(ids) - {"…"} <= made
+        return line, ids
+
+    _, twenty = consent_line(20)
+    assert len(twenty) == 20 and "…" not in twenty
+    _, more = consent_line(21)
+    assert len(more) == 21 and more[-1] == "…" and len(set(more[:20])) == 20

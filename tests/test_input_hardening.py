@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from leadform import db
-from leadform.forms import EMAIL_MAX, NAME_MAX, PHONE_MAX, issue_started
+from leadform.forms import issue_started
 from leadform.models import ContactMessage, Download, Lead, OutboxMail
 from site_config import load_settings
 
@@ -103,13 +105,19 @@ def _email_of_length(n: int) -> str:
     return address
 
 
+# The caps as the visitor meets them, written out: a test that read them from leadform.forms would pass
+# whatever they became. The message cap is site_config/site.yml's limits.message_max_length (5000).
+NAME_MAX, EMAIL_MAX, PHONE_MAX, MESSAGE_MAX = 100, 254, 40, 5000
 CAPS = [
     ("/api/checklists/teams", CHECKLIST, "name", "x" * NAME_MAX, "x" * (NAME_MAX + 1), "Je naam is te lang."),
     ("/api/checklists/teams", CHECKLIST, "email", _email_of_length(EMAIL_MAX), _email_of_length(EMAIL_MAX + 1),
      "Dit e-mailadres is te lang."),
     ("/api/contact", CONTACT, "name", "x" * NAME_MAX, "x" * (NAME_MAX + 1), "Je naam is te lang."),
+    ("/api/contact", CONTACT, "email", _email_of_length(EMAIL_MAX), _email_of_length(EMAIL_MAX + 1),
+     "Dit e-mailadres is te lang."),
     ("/api/contact", CONTACT, "phone", "1" * PHONE_MAX, "1" * (PHONE_MAX + 1), "Dit telefoonnummer is te lang."),
-    ("/api/contact", CONTACT, "message", "m" * 5000, "m" * 5001, "Je bericht is te lang"),
+    ("/api/contact", CONTACT, "message", "m" * MESSAGE_MAX, "m" * (MESSAGE_MAX + 1),
+     "Je bericht is te lang: hou het onder 5000 tekens."),
 ]
 
 
@@ -126,7 +134,9 @@ def test_field_longer_than_its_cap_is_refused_in_dutch_and_the_longest_allowed_p
 
 
 def test_the_message_cap_comes_from_site_config() -> None:
-    assert load_settings().limits.message_max_length == 5000
+    site_yml = (Path(__file__).resolve().parent.parent / "site_config" / "site.yml").read_text(encoding="utf-8")
+    assert re.search(r"^  message_max_length: 5000$", site_yml, re.MULTILINE)
+    assert load_settings().limits.message_max_length == MESSAGE_MAX
 
 
 # -- methods -------------------------------------------------------------------------------------------
@@ -289,3 +299,24 @@ def test_odd_requests_with_csrf_on_never_get_a_500(make_app, no_unhandled_errors
         response = client.open(path, method=method, **kwargs)
         assert 200 <= response.status_code < 500, (path, response.status_code)
         assert "Traceback" not in response.get_data(as_text=True)
+
+
+# -- a POST without Content-Type -------------------------------------------------------------------------
+# A form post without the header (a script, a broken proxy): its body cannot be read as a form, so the
+# visitor gets the form back with "fill in your name" (the body is not guessed at), or for the renew
+# route the page for a link that does not work. The JSON endpoints answer 415 (tests/test_consent.py).
+
+@pytest.mark.parametrize(("path", "status", "texts"), [
+    ("/api/checklists/teams", 400, ["Vraag de", "Vul je naam in.", "Vul je e-mailadres in."]),
+    ("/api/contact", 400, ["Stuur een bericht", "Vul je naam in.", "Schrijf je bericht."]),
+    ("/download/renew", 404, ["Deze link werkt niet"]),
+], ids=["checklist", "contact", "renew"])
+def test_a_form_post_without_content_type_is_answered_as_an_empty_form(app, client, started, path, status, texts,
+                                                                      no_unhandled_errors) -> None:
+    body = "&".join(f"{k}={v}" for k, v in {**CONTACT, "email": "jan%40example.be", "started": started,
+                                            "token": "x"}.items())
+    response = client.post(path, data=body.encode())
+    assert "Content-Type" not in response.request.headers
+    html = assert_dutch_page(response, status, *texts)
+    assert "Jan De Smet" not in html, "nothing was read from the body"
+    assert stored(app) == NOTHING

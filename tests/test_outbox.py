@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from email.utils import parsedate_to_datetime
 
+import pytest
 from conftest import free_port, smtp_config
 from sqlalchemy import insert, select, update
+from support.safety import contact_started
 
 from leadform import db, mail, outbox
 from leadform.mail import SMTPBackend
 from leadform.models import OutboxMail, utcnow
+from site_config import load_settings
 
 
 def queue(app, count: int) -> None:
@@ -165,3 +169,130 @@ def test_a_server_slow_to_say_goodbye_after_accepting_gets_the_mail_once(make_ap
         assert outbox.deliver_due() == {"sent": 1, "retry": 0, "failed": 0}
         assert outbox.deliver_due() == {"sent": 0, "retry": 0, "failed": 0}
     assert len(smtp_server.messages) == 1
+# -- retries, what a sent mail carries, and failure reports --------------------------------------------------
+# Mail made by the app's own flows (a checklist request, a contact message) rather than composed here.
+
+VISITOR = {"name": "Sofie Peeters", "email": "sofie@example.be", "privacy": "y"}
+
+
+def smtp_app(make_app, smtp_server, **config):
+    return make_app(WTF_CSRF_ENABLED=False, **{**smtp_config(smtp_server.port), **config})
+
+
+def request_checklist(app, **extra: str) -> None:
+    assert app.test_client().post("/api/checklists/teams", data={**VISITOR, **extra}).status_code == 303
+
+
+def make_due(app) -> None:
+    """As if the retry's time had come: the queued mail's next attempt moved to a second ago."""
+    with app.app_context(), db.transaction() as s:
+        s.execute(update(OutboxMail).where(OutboxMail.status == "queued")
+                  .values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
+
+
+def fail_once(app) -> tuple[dt.datetime, dt.datetime, OutboxMail]:
+    before = utcnow()
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    after = utcnow()
+    [mail] = rows(app)
+    return before, after, mail
+
+
+NOTHING_DUE = {"sent": 0, "retry": 0, "failed": 0}
+
+
+def test_a_mail_the_server_defers_is_retried_after_a_doubling_delay(make_app, smtp_server) -> None:
+    app = smtp_app(make_app, smtp_server, OUTBOX_BACKOFF_SECONDS=60)
+    request_checklist(app)
+    smtp_server.reply = "451 4.3.0 try later"
+    for attempt, delay in ((1, 60), (2, 120), (3, 240)):
+        if attempt > 1:
+            make_due(app)
+        before, after, mail = fail_once(app)
+        assert (mail.status, mail.attempts, mail.sent_at) == ("queued", attempt, None)
+        assert mail.last_error.startswith("451")
+        wait = dt.timedelta(seconds=delay)
+        assert before + wait <= mail.next_attempt_at <= after + wait, (attempt, mail.next_attempt_at - before)
+        assert deliver(app) == NOTHING_DUE, "a deferred mail is not tried again before its time"
+    smtp_server.reply = None
+    make_due(app)
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [[VISITOR["email"]]]
+
+
+def test_the_retry_delay_stops_growing_at_an_hour(make_app, smtp_server) -> None:
+    app = smtp_app(make_app, smtp_server, OUTBOX_BACKOFF_SECONDS=1000)
+    request_checklist(app)
+    smtp_server.reply = "451 4.3.0 try later"
+    delays = []
+    for attempt in range(1, 5):
+        if attempt > 1:
+            make_due(app)
+        before, after, mail = fail_once(app)
+        assert mail.attempts == attempt
+        delays.append((mail.next_attempt_at - before).total_seconds())
+        assert (mail.next_attempt_at - after).total_seconds() <= delays[-1]
+    assert [round(d) for d in delays] == [1000, 2000, 3600, 3600]
+
+
+def test_a_mail_from_a_closed_port_waits_too(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, **{**smtp_config(free_port()), "OUTBOX_BACKOFF_SECONDS": 45})
+    request_checklist(app)
+    before, after, mail = fail_once(app)
+    assert before + dt.timedelta(seconds=45) <= mail.next_attempt_at <= after + dt.timedelta(seconds=45)
+    assert deliver(app) == NOTHING_DUE
+
+
+def test_sent_mail_says_who_sent_it_when_and_where_to_reply(make_app, smtp_server) -> None:
+    app = smtp_app(make_app, smtp_server)
+    client = app.test_client()
+    request_checklist(app, newsletter="y")
+    response = client.post("/api/contact", data={
+        "name": "Jan De Smet", "email": "jan@example.be", "subject": "teamcoaching", "privacy": "y",
+        "message": "Kunnen we eens praten?", "started": contact_started(app)})
+    assert response.status_code == 303
+    before = utcnow()
+    assert deliver(app) == {"sent": 3, "retry": 0, "failed": 0}
+    after = utcnow()
+    received = {rcpt[0]: message for rcpt, message in smtp_server.messages}
+    coach = load_settings().coach.email
+    sent = {row.kind: row for row in rows(app)}
+    assert set(sent) == {"checklist_link", "contact_to_coach", "contact_confirmation"}
+    assert set(received) == {VISITOR["email"], "jan@example.be", coach}
+    domain = app.config["MAIL_FROM"].rsplit("@", 1)[1]
+    message_ids = set()
+    for row in sent.values():
+        message = received[row.to_addr]
+        assert row.status == "sent" and row.last_error is None
+        assert before <= row.sent_at <= after, "the time it left is kept"
+        assert message["From"] == app.config["MAIL_FROM"]
+        assert message["To"] == row.to_addr and message["Subject"] == row.subject
+        assert message["Message-ID"] == row.message_id and row.message_id.endswith(f"@{domain}>")
+        message_ids.add(row.message_id)
+        date = parsedate_to_datetime(message["Date"])
+        assert date.utcoffset() == dt.timedelta(0)
+        assert date.replace(tzinfo=None) == row.created_at.replace(microsecond=0)
+    assert len(message_ids) == 3
+    assert received[coach]["Reply-To"] == "jan@example.be", "the coach answers the visitor, not no-reply"
+    assert received["jan@example.be"]["Reply-To"] is None
+    assert received[VISITOR["email"]]["List-Unsubscribe"] == f"<mailto:{coach}?subject=uitschrijven>"
+    assert received[coach]["List-Unsubscribe"] is None
+
+
+@pytest.mark.parametrize("failure", ["refused", "gave-up"])
+def test_a_report_to_the_coach_that_fails_is_not_reported_again(make_app, smtp_server, failure) -> None:
+    """The coach hears once that a mail failed; if that report fails too, no report about the report
+    is queued (it would fail the same way, forever)."""
+    coach = load_settings().coach.email
+    if failure == "refused":
+        app = smtp_app(make_app, smtp_server)
+        smtp_server.refuse.update({VISITOR["email"]: "550 5.1.1 No such user", coach: "550 5.7.1 Mailbox full"})
+    else:
+        app = smtp_app(make_app, smtp_server, OUTBOX_MAX_ATTEMPTS=1)
+        smtp_server.reply = "451 4.3.0 try later"
+    request_checklist(app)
+    assert deliver(app) == {"sent": 0, "retry": 0, "failed": 2}
+    assert [(m.kind, m.to_addr, m.status) for m in rows(app)] == [
+        ("checklist_link", VISITOR["email"], "failed"), ("coach_mail_failed", coach, "failed")]
+    assert deliver(app) == NOTHING_DUE
+    assert len(rows(app)) == 2 and smtp_server.messages == []
