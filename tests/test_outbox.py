@@ -282,3 +282,17 @@ def test_the_background_thread_retries_when_due_without_a_new_request(make_app, 
         assert len(smtp_server.messages) == 1
     finally:
         app.config["OUTBOX_POLL_SECONDS"] = 3600  # the thread outlives the test: let it sleep
+
+
+def test_with_the_default_settings_the_thread_sends_after_each_request(make_app, smtp_server) -> None:
+    """As deployed (no OUTBOX_POLL_SECONDS set): mail leaves in the background after the first
+    request, and again after the next one, long after the thread's first pass."""
+    app = smtp_app(make_app, smtp_server, OUTBOX_THREAD=True)
+    assert "OUTBOX_POLL_SECONDS" not in app.config
+    for n, email in enumerate(("een@example.be", "twee@example.be"), start=1):
+        request_checklist(app, email=email)
+        deadline = time.monotonic() + 10
+        while len(smtp_server.messages) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [rcpt[0] for rcpt, _ in smtp_server.messages][n - 1:] == [email]
+        time.sleep(0.5)  # the thread's pass is over: it is waiting for the next request
