@@ -296,3 +296,37 @@ def test_a_report_to_the_coach_that_fails_is_not_reported_again(make_app, smtp_s
         ("checklist_link", VISITOR["email"], "failed"), ("coach_mail_failed", coach, "failed")]
     assert deliver(app) == NOTHING_DUE
     assert len(rows(app)) == 2 and smtp_server.messages == []
+
+
+def test_the_background_thread_retries_when_due_without_a_new_request(make_app, smtp_server) -> None:
+    """A deferred mail leaves once the server takes mail again, with no visitor to trigger a pass:
+    the thread wakes up every OUTBOX_POLL_SECONDS."""
+    app = smtp_app(make_app, smtp_server, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=0.2)
+    smtp_server.reply = "451 4.3.0 try later"
+    request_checklist(app)  # wakes the thread once
+    deadline = time.monotonic() + 10
+    while not any(m.last_error for m in rows(app)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows(app)[0].last_error.startswith("451"), "tried and deferred"
+    smtp_server.reply = None
+    try:
+        deadline = time.monotonic() + 10
+        while not smtp_server.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(smtp_server.messages) == 1
+    finally:
+        app.config["OUTBOX_POLL_SECONDS"] = 3600  # the thread outlives the test: let it sleep
+
+
+def test_with_the_default_settings_the_thread_sends_after_each_request(make_app, smtp_server) -> None:
+    """As deployed (no OUTBOX_POLL_SECONDS set): mail leaves in the background after the first
+    request, and again after the next one, long after the thread's first pass."""
+    app = smtp_app(make_app, smtp_server, OUTBOX_THREAD=True)
+    assert "OUTBOX_POLL_SECONDS" not in app.config
+    for n, email in enumerate(("een@example.be", "twee@example.be"), start=1):
+        request_checklist(app, email=email)
+        deadline = time.monotonic() + 10
+        while len(smtp_server.messages) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [rcpt[0] for rcpt, _ in smtp_server.messages][n - 1:] == [email]
+        time.sleep(0.5)  # the thread's pass is over: it is waiting for the next request
