@@ -51,6 +51,8 @@ from typing import Any
 
 from common import ENGINES, RESULTS, ROOT, count_rows, database_label, throwaway_database
 
+from deploy import local
+
 VENV_BIN = Path(sys.executable).parent
 PATH = "/api/checklists/teams"
 BAR_P99_MS = 100.0
@@ -103,29 +105,6 @@ def mails_received(out: Path) -> int:
 
 # -- the server ---------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_listening(port: int, proc: subprocess.Popen, what: str, seconds: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port} within {seconds:.0f} s")
-
-
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM to the process group we started (gunicorn's master and workers), SIGKILL if it lingers."""
     try:
@@ -174,7 +153,7 @@ def gunicorn_master(wrapper: int) -> int:
 
 def start_gunicorn(instance: Path, database_url: str, smtp_port: int, workers: int, threads: int | None,
                    recycle: bool) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    port = local.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADFORM_", "GUNICORN_"))}
     env.update(LEADFORM_SECRET_KEY="bench-" + os.urandom(16).hex(), LEADFORM_INSTANCE_PATH=str(instance),
                LEADFORM_DATABASE_URL=database_url, LEADFORM_RATELIMIT_ENABLED="false",
@@ -305,11 +284,11 @@ def run_engine(database_url: str, instance: Path, rate: float, seconds: float, w
                recycle: bool) -> dict[str, Any]:
     n = round(rate * seconds)
     sink_file = instance / "smtp-received.txt"
-    smtp_port = free_port()
+    smtp_port = local.free_port()
     sink = subprocess.Popen(["timeout", str(SERVER_LIFETIME), sys.executable, str(Path(__file__)), "--smtp-sink",
                              str(smtp_port), str(sink_file)], cwd=ROOT, start_new_session=True)
     try:
-        wait_until_listening(smtp_port, sink, "the SMTP server", 30)
+        local.wait_for_port(smtp_port, sink, "the SMTP server", 30)
         server, url = start_gunicorn(instance, database_url, smtp_port, workers, threads, recycle)
         port = int(url.rsplit(":", 1)[1])
         try:
