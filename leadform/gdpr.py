@@ -43,8 +43,9 @@ def normalise(email: str) -> str:
 
 
 def _mentions(email: str) -> re.Pattern[str]:
-    """The whole address, not a part of a longer one (a@x.be must not match ba@x.be)."""
-    return re.compile(r"(?<![\w.+-])" + re.escape(email) + r"(?![\w.-])", re.IGNORECASE)
+    """The whole address, not a part of a longer one (a@x.be must not match ba@x.be or a@x.be.eu), and
+    also at the end of a sentence ("mail a@x.be.")."""
+    return re.compile(r"(?<![\w.+-])" + re.escape(email) + r"(?![\w-]|\.[\w-])", re.IGNORECASE)
 
 
 def _lead_ids(s: Session, email: str) -> list[int]:

@@ -498,3 +498,11 @@ def test_purge_shows_at_most_twenty_ids_per_table(make_app) -> None:
     assert len(twenty) == 20 and "…" not in twenty
     _, more = consent_line(21)
     assert len(more) == 21 and more[-1] == "…" and len(set(more[:20])) == 20
+
+
+def test_an_address_at_the_end_of_a_sentence_is_found(make_app) -> None:
+    """'…mail gerust naar an@example.be.': the full stop ends the sentence, not the address."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    contact(app.test_client(), app, BYSTANDER, "Jan Claes", f"Mijn collega wil ook meedoen, mail gerust naar {TARGET}.")
+    mails = export(app, TARGET)["outbox"]
+    assert [m["kind"] for m in mails] == ["contact_to_coach"]
