@@ -41,15 +41,16 @@ test: setup
 # Which modules and which tests: [tool.mutmut] in pyproject.toml. Always from scratch (mutmut would keep
 # the verdicts of a previous run although the tests changed), niced, at most JOBS tests at once.
 # One module: make mutation MUTANTS='leadform.outbox.*'. Details: .venv/bin/mutmut results | show NAME.
+# Score = killed (timeouts included) / (killed + survived); mutants left unchecked are not in it.
 JOBS    ?= 2
 MUTANTS ?=
 mutation: setup
 	rm -rf mutants
 	nice -n 10 $(BIN)/mutmut run --max-children $(JOBS) $(MUTANTS)
 	@$(BIN)/mutmut results --all true | awk -F'[.:] *' '{ sub(/^ +/, ""); m = $$1 "." $$2; n[m]++; s[m, $$NF]++ } \
-	  END { printf "%-22s %7s %8s %7s %6s %6s\n", "module", "killed", "survived", "no test", "total", "score"; \
+	  END { printf "%-22s %7s %8s %7s %9s %6s %6s\n", "module", "killed", "survived", "no test", "unchecked", "total", "score"; \
 	    for (m in n) { k = s[m, "killed"] + s[m, "timeout"]; t = k + s[m, "survived"]; \
-	      printf "%-22s %7d %8d %7d %6d %5.1f%%\n", m, k, s[m, "survived"], s[m, "no tests"], n[m], t ? 100 * k / t : 0 } }'
+	      printf "%-22s %7d %8d %7d %9d %6d %5.1f%%\n", m, k, s[m, "survived"], s[m, "no tests"], s[m, "not checked"], n[m], t ? 100 * k / t : 0 } }'
 
 ## new-post: make new-post TITLE="Mijn titel"
 new-post: setup
