@@ -24,7 +24,7 @@ from alembic.config import Config
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 15000
@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UNUSABLE = ("readonly", "read-only", "disk i/o error", "database or disk is full", "unable to open")
 
 
-def sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str | URL) -> Path | None:
     """The database file of a SQLite URL; None for another database or one in memory."""
     parsed = make_url(url)
     database = parsed.database
@@ -115,7 +115,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     database, since Alembic commits between steps there."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    database = sqlite_file(engine.url)
     with _file_lock(database):
         if database is not None:
             _ensure_wal(database)
@@ -197,7 +197,7 @@ def backup(engine: Engine, target: Path) -> dict[str, int] | None:
     url = engine.url
     counts = None
     if url.get_backend_name() == "sqlite":
-        database = sqlite_file(url.render_as_string(hide_password=False))
+        database = sqlite_file(url)
         if database is None:
             raise ValueError("an in-memory database has nothing to back up")
         counts = _sqlite_backup(database, partial)
