@@ -16,15 +16,16 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect, generate_csrf
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadform.forms import issue_started
-from site_config import load_settings
+from site_config import csp, load_settings
 from site_config.csp import policy
 
 csrf = CSRFProtect()
@@ -107,7 +108,8 @@ def _add_headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     for name, value in response_headers(current_app.config["PUBLIC_HTTPS"]).items():
         if name == "Content-Security-Policy":
-            response.headers.setdefault(name, value)   # a route may set its own (the site's 404 page)
+            # a page in the site's shell allows the shell's inline scripts, as the site's pages do
+            response.headers.setdefault(name, g.get("site_policy") or value)
         else:
             response.headers[name] = value
     return response
@@ -121,12 +123,46 @@ def _site_stylesheets(site_dir: str) -> tuple[str, ...]:
     return tuple(f"/assets/stylesheets/{name}" for name in material[:1]) + ("/assets/stylesheets/coach.css",)
 
 
+SHELL_FILE = ".app-shell.html"          # written by site_config/hooks.py at every build
+SHELL_MARKERS = ("@@APP-TITLE@@", "@@APP-CONTENT@@")
+
+
+@cache
+def _shell(site_dir: str, mtime: float) -> tuple[tuple[str, str, str], str] | None:
+    """The site's page shell cut at its two markers, and the site's CSP that allows its inline scripts;
+    cached per build (the file's mtime), so a rebuild under `make run` shows at once."""
+    try:
+        text = (Path(site_dir) / SHELL_FILE).read_text(encoding="utf-8")
+        site_policy = csp.read_policy(Path(site_dir))
+    except (OSError, csp.CSPError):
+        return None
+    head, _, rest = text.partition(SHELL_MARKERS[0])
+    middle, _, tail = rest.partition(SHELL_MARKERS[1])
+    if not tail:
+        return None
+    return (head, middle, tail), site_policy
+
+
+def site_shell(site_dir: str) -> tuple[tuple[str, str, str], str] | None:
+    try:
+        mtime = (Path(site_dir) / SHELL_FILE).stat().st_mtime
+    except OSError:
+        return None
+    return _shell(site_dir, mtime)
+
+
 def render_page(template: str, status: int = 200, **context: object) -> tuple[str, int]:
-    """A page the app draws itself (a form shown again, an expired link, an error) in the site's look."""
+    """A page the app draws itself (a form shown again, an expired link, an error) in the site's own
+    header, menu, cookie banner and footer: the shell the build wrote. Without a built site (the app
+    alone in a test) a plain page with the site's stylesheets."""
     settings = load_settings()
-    html = render_template(template, settings=settings, coach=settings.coach,
+    shell = site_shell(current_app.config["SITE_DIR"])
+    html = render_template(template, settings=settings, coach=settings.coach, in_shell=shell is not None,
                            stylesheets=_site_stylesheets(current_app.config["SITE_DIR"]), **context)
-    return html, status
+    if shell is None:
+        return html, status
+    (head, middle, tail), g.site_policy = shell
+    return head + str(escape(context.get("title", ""))) + middle + html + tail, status
 
 
 # -- the JSON endpoints' same-origin rule -------------------------------------------------------------------

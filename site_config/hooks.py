@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mkdocs.commands.build import get_context
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
+from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, load_settings
@@ -24,6 +26,8 @@ def _fail(problems: list[str]) -> None:
 
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
+_theme: dict = {}  # this build's template environment, files and nav, for the app's page shell
+APP_SHELL = ".app-shell.html"  # leadform/web.py reads it; a dotfile, so no server serves it
 
 
 @event_priority(100)
@@ -84,11 +88,26 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     return output
 
 
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    _theme["nav"] = nav
+    return nav
+
+
 def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
+    _theme.update(env=env, files=files)
     return env
+
+
+def write_app_shell(config: MkDocsConfig) -> Path:
+    """The site's page around the app's own pages (overrides/app-shell.html), with absolute links like
+    the 404 page's, since the app answers under /api/ and /download/."""
+    context = get_context(_theme["nav"], _theme["files"], config, base_url="/")
+    path = Path(config.site_dir) / APP_SHELL
+    path.write_text(_theme["env"].get_template("app-shell.html").render(context), encoding="utf-8")
+    return path
 
 
 @event_priority(-100)  # last, after every plugin wrote its pages
@@ -97,6 +116,7 @@ def on_post_build(config: MkDocsConfig) -> None:
     (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
     categories = tuple(load_settings().consent.optional_ids)
     problems: list[str] = []
+    _written.append(("site_config/overrides/app-shell.html", write_app_shell(config)))
     for label, path in _written:
         problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
     _fail(problems)
