@@ -56,20 +56,23 @@ mutation: setup
 new-post: setup
 	$(BIN)/python -m site_config.new_post "$(TITLE)"
 
-## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
+## leads / export / messages / outbox / outbox-retry: the coach's view of what came in (Dutch, Belgian time)
+# `@`: make prints no command line, so `make export > aanvragen.csv` holds the CSV and nothing else; a
+# first run's setup (pip) writes to stderr for the same reason.
 FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform
 leads: setup
-	$(FLASK) leads list
-export: setup
-	$(FLASK) leads export --format csv
+	@$(FLASK) leads list
+export:
+	@$(MAKE) -s setup >&2
+	@$(FLASK) leads export --format csv
 messages: setup
-	$(FLASK) messages list
+	@$(FLASK) messages list
 outbox: setup
-	$(FLASK) outbox list
+	@$(FLASK) outbox list
 outbox-retry: setup
-	$(FLASK) outbox retry
+	@$(FLASK) outbox retry
 consent-stats: setup
-	$(FLASK) consent stats
+	@$(FLASK) consent stats
 
 clean:
 	rm -rf site .pytest_cache test-artifacts

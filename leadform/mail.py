@@ -22,6 +22,7 @@ from typing import Any
 from flask import current_app
 from jinja2 import StrictUndefined, TemplateError
 
+from leadform.models import when
 from site_config import Checklist, load_settings
 
 log = logging.getLogger("leadform.mail")
@@ -44,7 +45,6 @@ TEMPLATES = {
     "contact_confirmation": ("contact_confirmation", True),
     "coach_mail_failed": ("mail_failed", False),
 }
-WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 
 
 class RenderError(Exception):
@@ -75,11 +75,17 @@ def coach_address() -> str:
     return current_app.config.get("COACH_EMAIL") or load_settings().coach.email
 
 
+def to_visitor() -> dict[str, str]:
+    """The headers of every mail to a visitor: an answer goes to the coach, not to no-reply@. The
+    address is the coach's own (site.yml or LEADFORM_COACH_EMAIL), never anything a visitor typed."""
+    return {"Reply-To": coach_address()}
+
+
 def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
     """`lead` needs a name and an email; it may be a lead not stored yet."""
     return Mail("checklist_link", lead.email, f"Je {checklist.title}: je persoonlijke downloadlink",
                 {"lead": {"name": lead.name}, "checklist": checklist.slug, "link": link,
-                 "days": load_settings().limits.link_valid_days})
+                 "days": load_settings().limits.link_valid_days}, headers=to_visitor())
 
 
 def with_unsubscribe(mail: Mail) -> Mail:
@@ -94,7 +100,7 @@ def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
     return Mail("coach_new_lead", coach_address(), f"Nieuwe bevestigde aanvraag: {checklist.title}",
                 {"checklist": checklist.slug, "lead": {
                     "name": lead.name, "email": lead.email, "newsletter": lead.newsletter_consent_at is not None,
-                    "requested": lead.created_at.strftime(WHEN)}})
+                    "requested": when(lead.created_at)}})
 
 
 def contact_to_coach(message: Any, subject_label: str) -> Mail:
@@ -108,14 +114,14 @@ def contact_confirmation(message: Any) -> Mail | None:
     if not current_app.config["CONTACT_CONFIRMATION"]:
         return None
     return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen",
-                {"message": {"name": message.name}})
+                {"message": {"name": message.name}}, headers=to_visitor())
 
 
 def failure_report(mail: Any, error: str) -> Mail:
     """`mail` is the outbox row that failed."""
     return Mail("coach_mail_failed", coach_address(), "Een e-mail van de website kon niet verstuurd worden",
                 {"mail": {"kind": mail.kind, "to_addr": mail.to_addr, "subject": mail.subject,
-                          "created": mail.created_at.strftime(WHEN), "attempts": mail.attempts}, "error": error})
+                          "created": when(mail.created_at), "attempts": mail.attempts}, "error": error})
 
 
 # -- backends ------------------------------------------------------------------------------------------
