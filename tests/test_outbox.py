@@ -119,7 +119,7 @@ def test_a_mail_is_rendered_when_it_is_sent_and_then_keeps_what_it_said(make_app
     [(_rcpt, message)] = smtp_server.messages
     text = message.get_body(("plain",)).get_content()
     assert "Dag Lead 0," in text and "http://site.test/download/0" in text and "14 dagen" in text
-    assert "CHECKLIST TEAMS" in message.get_body(("html",)).get_content()
+    assert "checklist teams" in message.get_body(("html",)).get_content()
     [sent] = rows(app)
     assert sent.context is None and "Dag Lead 0," in sent.body_text and "Dag Lead 0" in sent.body_html
 
