@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, redirect
+from flask import Blueprint, current_app, redirect
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mail, outbox
 from leadform.forms import SUBJECTS, ContactForm, form_post, issue_started, seconds_since
 from leadform.models import ContactMessage, utcnow
-from leadform.web import per_email, per_ip, render_page
+from leadform.web import per_email, per_ip, remember_sent_to, render_page
 from site_config import load_settings
 
 bp = Blueprint("contact", __name__)
@@ -77,4 +77,5 @@ def contact():
         return form_page(form, 503, notice=UNAVAILABLE)
     log.info("contact stored message_id=%s", message.id)
     outbox.kick()
+    remember_sent_to(form.email.data if current_app.config["CONTACT_CONFIRMATION"] else None)
     return redirect(THANK_YOU, code=303)

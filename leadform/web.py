@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect, generate_csrf
@@ -198,6 +198,26 @@ def read_body(mimetype: str, max_bytes: int) -> bytes:
 def csrf_token() -> Response:
     """The token a static page's form needs (forms.js fetches it), and the contact form's signed start time."""
     response = jsonify(csrf_token=generate_csrf(), started=issue_started())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+SENT_TO = "sent_to"   # session key: the address the visitor's last form mail went to
+
+
+def remember_sent_to(email: str | None) -> None:
+    """Keep the address for the thank-you page in the visitor's own (signed) session cookie, until the
+    browser closes: never in the redirect's URL, never in a log line."""
+    if email:
+        session[SENT_TO] = email
+    else:
+        session.pop(SENT_TO, None)
+
+
+@bp.get("/api/sent-to")
+def sent_to() -> Response:
+    """The thank-you pages repeat the address the mail went to (sent-to.js shows it as text)."""
+    response = jsonify(email=session.get(SENT_TO))
     response.headers["Cache-Control"] = "no-store"
     return response
 
