@@ -29,8 +29,10 @@ run: build
 # A full, strict rebuild after each save, so every page (the blog lists, the home page's latest posts)
 # shows the change; with 500 posts that takes about half a minute (bench/live_reload.py). Not --dirty:
 # it kept the old excerpt on the blog index and showed the saved post alone on the other blog lists.
+# Libraries' DeprecationWarnings (with their tracebacks) are for us, not the coach: the terminal shows
+# MkDocs' lines and our Dutch ones; a build error shows in the browser too (site_config/hooks.py on_serve).
 serve: setup
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
+	PYTHONWARNINGS=ignore::DeprecationWarning $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
 
 ## test: lint and run every test
 test: setup

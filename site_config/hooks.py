@@ -6,6 +6,8 @@ MkDocs loads this file by path, so it stays thin and imports the installed
 
 from __future__ import annotations
 
+import html
+import logging
 from pathlib import Path
 
 from mkdocs.commands.build import get_context
@@ -18,6 +20,8 @@ from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, load_settings
 from site_config.checks import check_finished_page, check_markdown_links, check_post_file
+
+log = logging.getLogger("mkdocs.hooks.coach")
 
 
 def _fail(problems: list[str]) -> None:
@@ -32,7 +36,9 @@ APP_SHELL = ".app-shell.html"  # leadform/web.py reads it; a dotfile, so no serv
 
 @event_priority(100)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Take the site's identity from site.yml, the one place the coach edits it."""
+    """Take the site's identity from site.yml, the one place the coach edits it (the feeds' too)."""
+    # `make serve` shows the coach our Dutch lines, not the macros plugin's list of what it loaded.
+    logging.getLogger("mkdocs.plugins.mkdocs_macros").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -41,6 +47,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_url = settings.site.url
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
+    rss = config.plugins.get("rss")
+    if rss is not None:  # the feeds' title and description, else they keep mkdocs.yml's example values
+        rss.config.feed_title = f"{settings.site.name} — blog"
+        rss.config.feed_description = settings.site.description
     return config
 
 
@@ -125,3 +135,52 @@ def on_post_build(config: MkDocsConfig) -> None:
         csp.verify_written(site_dir, csp.write_policy(site_dir))
     except csp.CSPError as exc:
         _fail([str(exc)])
+
+
+# -- `make serve`: a build error shows in the browser, in Dutch ------------------------------------------
+
+_last_error: list[str] = []
+
+
+def on_build_error(error: Exception) -> None:
+    _last_error[:] = [str(error)]
+
+
+def on_serve(server, config: MkDocsConfig, builder):
+    """After a save that breaks the build, MkDocs keeps the browser waiting for a page that never comes
+    (its rebuild failed, so it holds every request). Instead, each page of the preview becomes the Dutch
+    error; the next good save rebuilds the site and the browser reloads by itself."""
+
+    def build_or_show_error() -> None:
+        root = Path(server.root)
+        pages = [p.relative_to(root) for p in root.rglob("*.html")]
+        _last_error.clear()
+        try:
+            builder()
+        except Exception as exc:  # noqa: BLE001 - whatever broke the build, the coach sees it in the page
+            message = _last_error[0] if _last_error else str(exc)
+            page = _error_page(message)
+            for relative in pages or [Path("index.html")]:
+                target = root / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(page, encoding="utf-8")
+            log.info("De fout staat ook in je browser; bewaar het verbeterde bestand en de pagina laadt opnieuw.")
+
+    server.builder = build_or_show_error
+    return server
+
+
+def _error_page(message: str) -> str:
+    if not message.startswith("De site kan niet gebouwd worden"):
+        message = ("De site kan niet gebouwd worden. De melding hieronder komt van MkDocs (in het Engels); "
+                   "de regels erboven in de terminal zeggen welk bestand het is.\n" + message)
+    return f"""<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>De site kan niet gebouwd worden</title>
+<style>body{{font:1.05rem/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2a2e}}
+h1{{color:#b4561d}}pre{{white-space:pre-wrap;background:#f7f3ee;border-left:4px solid #b4561d;padding:1rem}}</style>
+</head><body><h1>Er is iets mis met je laatste wijziging</h1>
+<pre>{html.escape(message)}</pre>
+<p>Verbeter het bestand en bewaar het opnieuw: deze pagina laadt dan vanzelf opnieuw met je site.</p>
+</body></html>
+"""
