@@ -62,13 +62,15 @@ def contact():
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
+    # A suggested moment ("Maak een afspraak" without an online agenda) is kept with the message itself.
+    text = form.message.data + (f"\n\n{mail.MOMENT_LABEL}: {form.moment.data}" if form.moment.data else "")
     message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
-                             subject=form.subject.data, message=form.message.data, created_at=utcnow())
+                             subject=form.subject.data, message=text, created_at=utcnow())
     s = db.session()
     try:
         with s.begin():
             s.add(message)
-            for composed in (mail.contact_to_coach(message, SUBJECTS[form.subject.data]),
+            for composed in (mail.contact_to_coach(message, SUBJECTS[form.subject.data], form.moment.data),
                              mail.contact_confirmation(message)):
                 if composed:
                     outbox.queue(s, composed)

@@ -103,10 +103,15 @@ def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
                     "requested": when(lead.created_at)}})
 
 
-def contact_to_coach(message: Any, subject_label: str) -> Mail:
+MOMENT_LABEL = "Voorkeur voor een gesprek"  # a moment suggested in the contact form, kept with the message
+
+
+def contact_to_coach(message: Any, subject_label: str, moment: str | None = None) -> Mail:
+    """The visitor's message to the coach; a suggested moment stands on a line of its own, above it."""
+    text = message.message.removesuffix(f"\n\n{MOMENT_LABEL}: {moment}") if moment else message.message
     return Mail("contact_to_coach", coach_address(), f"Nieuw bericht via de website: {subject_label}",
                 {"message": {"name": message.name, "email": message.email, "phone": message.phone,
-                             "message": message.message}, "subject_label": subject_label},
+                             "message": text, "moment": moment or None}, "subject_label": subject_label},
                 headers={"Reply-To": message.email})
 
 
