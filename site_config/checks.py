@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from selectolax.lexbor import LexborHTMLParser
 
-from site_config import csp
+from site_config import csp, load_settings
 
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*\n", re.DOTALL)
 EXCERPT = "<!-- more -->"
@@ -408,8 +408,6 @@ def check_built(site_dir: Path, labels: dict[Path, str] | None = None) -> list[s
 
     A page is named by `labels` where the caller knows its source (the hooks: `docs/over.md`),
     else by its path in the folder (`site/over/index.html`)."""
-    from site_config import load_settings
-
     categories = tuple(load_settings().consent.optional_ids)
     labels = {path.resolve(): label for path, label in (labels or {}).items()}
     problems: list[str] = []
@@ -446,10 +444,9 @@ class Blog:
     future_is_draft: bool           # `draft_if_future_date`
 
 
-def read_blog(config_file: Path) -> tuple[Path, Blog]:
-    """The docs folder and the blog's rules, from the generator's configuration file."""
+def read_blog(config_file: Path, docs_dir: Path) -> Blog:
+    """The blog's rules, from the generator's configuration file and the authors file in the docs folder."""
     config = yaml.load(config_file.read_text(encoding="utf-8"), Loader=_ConfigLoader) or {}  # noqa: S506
-    docs_dir = (config_file.parent / config.get("docs_dir", "docs")).resolve()
     options: dict[str, Any] = {}
     for plugin in config.get("plugins") or []:
         name, values = next(iter(plugin.items())) if isinstance(plugin, dict) else (plugin, {})
@@ -460,9 +457,10 @@ def read_blog(config_file: Path) -> tuple[Path, Blog]:
     authors_file = docs_dir / str(options.get("authors_file", "{blog}/.authors.yml")).format(blog=blog_dir)
     authors: dict[str, Any] = {}
     if options.get("authors", True) and authors_file.is_file():
-        authors = (yaml.load(authors_file.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}).get("authors") or {}  # noqa: S506
-    return docs_dir, Blog(posts_dir, tuple(options.get("categories_allowed") or ()), tuple(authors),
-                          bool(options.get("draft", False)), bool(options.get("draft_if_future_date", False)))
+        data = yaml.load(authors_file.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}  # noqa: S506
+        authors = data.get("authors") or {}
+    return Blog(posts_dir, tuple(options.get("categories_allowed") or ()), tuple(authors),
+                bool(options.get("draft", False)), bool(options.get("draft_if_future_date", False)))
 
 
 def _published(meta: dict[str, Any] | None, blog: Blog) -> bool:
@@ -479,10 +477,10 @@ def _published(meta: dict[str, Any] | None, blog: Blog) -> bool:
     return created <= dt.datetime.now(created.tzinfo)  # a date with an offset ("+02:00") compares as such
 
 
-def check_sources(config_file: Path) -> tuple[int, list[str]]:
+def check_sources(docs_dir: Path, config_file: Path) -> tuple[int, list[str]]:
     """Every Markdown file of the docs folder: the posts' front matter, then the links and images of every
     page that will be built. Returns the number of files read and the problems."""
-    docs_dir, blog = read_blog(config_file)
+    blog = read_blog(config_file, docs_dir)
 
     def exists(uri: str) -> bool:
         return (docs_dir / uri).is_file()
@@ -518,10 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"{args.folder}: die map bestaat niet.", file=sys.stderr)
         return 2
+    config = args.config or args.folder.resolve().parent / "mkdocs.yml"
     if args.built:
         count, problems = len(list(args.folder.rglob("*.html"))), check_built(args.folder)
+    elif not config.is_file():
+        print(f"{config}: dat instellingenbestand bestaat niet. Geef het mee met --config.", file=sys.stderr)
+        return 2
     else:
-        count, problems = check_sources(args.config or args.folder.resolve().parent / "mkdocs.yml")
+        try:
+            count, problems = check_sources(args.folder, config)
+        except yaml.YAMLError as exc:
+            print(f"{config} is niet leesbaar: {exc}", file=sys.stderr)
+            return 2
     if problems:
         print(failure(problems), file=sys.stderr)
         return 1
