@@ -58,15 +58,15 @@ Eerste alinea.
 """
 
 
-def step(project: Path, label: str, *args: str) -> Build:
-    """One of the build's own steps (`python -m site_config.…`), timed like a build."""
-    return mkdocs_build(project / "mkdocs.yml", project / "step", label,
-                        command=[sys.executable, "-m", *args])
+def step(project: Path, out: Path, label: str, *args: str) -> Build:
+    """One of the build's own steps (`python -m site_config.…`) in `project`, timed like a build; its
+    stderr goes to `out`."""
+    return mkdocs_build(project / "mkdocs.yml", out / "step", label, command=[sys.executable, "-m", *args])
 
 
-def problems(project: Path) -> list[str]:
-    """The Dutch problems the last step in `project` printed (all of them: Build keeps only a tail)."""
-    stderr = (project / ".step.stderr").read_text(encoding="utf-8")
+def problems(out: Path) -> list[str]:
+    """The Dutch problems the last step into `out` printed (all of them: Build keeps only a tail)."""
+    stderr = (out / ".step.stderr").read_text(encoding="utf-8")
     return [line[4:] for line in stderr.splitlines() if line.startswith("  - ")]
 
 
@@ -90,9 +90,10 @@ def time_steps(work: Path, subjects: dict[str, Path]) -> list[Build]:
     builds = []
     for label, project in subjects.items():
         site = work / f"{label.replace(' ', '-')}-mkdocs" / "site"
-        builds.append(step(project, f"{label} / checks docs/", "site_config.checks", str(project / "docs")))
-        builds.append(step(project, f"{label} / checks --built", "site_config.checks", "--built", str(site)))
-        builds.append(step(project, f"{label} / csp", "site_config.csp", str(site)))
+        out = site.parent
+        builds.append(step(project, out, f"{label} / checks docs/", "site_config.checks", str(project / "docs")))
+        builds.append(step(project, out, f"{label} / checks --built", "site_config.checks", "--built", str(site)))
+        builds.append(step(project, out, f"{label} / csp", "site_config.csp", str(site)))
     return builds
 
 
@@ -154,9 +155,9 @@ def zensical_trial(zensical: str, work: Path, mkdocs_site: Path, rounds: int, po
     site = adapted / "site"
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
     mkdocs_pages = sorted(p.relative_to(mkdocs_site).as_posix() for p in mkdocs_site.rglob("*.html"))
-    built_check = step(adapted, "checks --built", "site_config.checks", "--built", str(site))
+    built_check = step(adapted, adapted, "checks --built", "site_config.checks", "--built", str(site))
     built_problems = problems(adapted)
-    csp_step = step(adapted, "csp", "site_config.csp", str(site))
+    csp_step = step(adapted, adapted, "csp", "site_config.csp", str(site))
     report["adapted"] = {
         "timings": summary(builds),
         "same HTML pages as MkDocs": pages == mkdocs_pages,
@@ -174,9 +175,9 @@ def zensical_trial(zensical: str, work: Path, mkdocs_site: Path, rounds: int, po
     }
     (adapted / "docs/blog/posts/fout.md").write_text(BROKEN_POST, encoding="utf-8")
     broken = zensical_build(zensical, config, "zensical adapted, broken post", clean=True)
-    step(adapted, "checks --built", "site_config.checks", "--built", str(site))
+    step(adapted, adapted, "checks --built", "site_config.checks", "--built", str(site))
     built_problems = problems(adapted)
-    step(adapted, "checks docs/", "site_config.checks", str(adapted / "docs"))
+    step(adapted, adapted, "checks docs/", "site_config.checks", str(adapted / "docs"))
     report["broken post"] = {
         "zensical returncode": broken.returncode,
         "post published": (site / "blog/een-fout-bericht/index.html").exists(),
