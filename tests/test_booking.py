@@ -27,6 +27,8 @@ def test_without_an_agenda_the_button_leads_to_the_form_with_a_moment_field(site
     assert 'id="afspraak"' in contact
     assert '<label for="moment">Wanneer past een kennismakingsgesprek je? (niet verplicht)</label>' in contact
     assert '<input id="moment" maxlength="200" name="moment" type="text" value="">' in contact
+    assert '<select id="subject" name="subject" required>' in contact
+    assert [path for path, html in site_pages.items() if 'autocomplete="None"' in html] == []
 
 
 def test_a_suggested_moment_reaches_the_coach_on_a_line_of_its_own(make_app, smtp_server) -> None:

@@ -37,6 +37,8 @@ def make_serve_environment() -> dict[str, str]:
     recipe = makefile[makefile.index("\nserve:"):].split("\n\n")[0]
     found = dict(re.findall(r"export (\w+) := (\S+)", makefile) + re.findall(r"\b([A-Z_]+)=(\S+) \$\(BIN\)", recipe))
     assert "PYTHONWARNINGS" in found and "NO_MKDOCS_2_WARNING" in found, found
+    # --dirty leaves unchanged pages unread: their titles are None, the menu read "Blog | None | None"
+    assert "--dirty" not in recipe.split("mkdocs serve", 1)[1], recipe
     return found
 
 
