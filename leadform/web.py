@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -115,7 +116,8 @@ def _add_headers(response: Response) -> Response:
 
 @cache
 def _site_stylesheets(site_dir: str) -> tuple[str, ...]:
-    """Material's fingerprinted stylesheet from the built site, then the coach's own."""
+    """Material's fingerprinted stylesheet from the built site, then the coach's own. Keyed by the
+    release's real folder: `site` is a symlink that moves to each new release."""
     folder = Path(site_dir) / "assets" / "stylesheets"
     material = sorted(p.name for p in folder.glob("main.*.min.css"))
     return tuple(f"/assets/stylesheets/{name}" for name in material[:1]) + ("/assets/stylesheets/coach.css",)
@@ -125,7 +127,7 @@ def render_page(template: str, status: int = 200, **context: object) -> tuple[st
     """A page the app draws itself (a form shown again, an expired link, an error) in the site's look."""
     settings = load_settings()
     html = render_template(template, settings=settings, coach=settings.coach,
-                           stylesheets=_site_stylesheets(current_app.config["SITE_DIR"]), **context)
+                           stylesheets=_site_stylesheets(os.path.realpath(current_app.config["SITE_DIR"])), **context)
     return html, status
 
 
