@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Callable
 from functools import cache
@@ -21,6 +22,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, rende
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect, generate_csrf
+from limits.storage import Storage, storage_from_string
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -28,6 +30,7 @@ from leadform.forms import issue_started
 from site_config import load_settings
 from site_config.csp import policy
 
+log = logging.getLogger("leadform.web")
 csrf = CSRFProtect()
 bp = Blueprint("web", __name__)
 
@@ -169,9 +172,45 @@ def csrf_token() -> Response:
 
 
 @bp.get("/api/health")
-def health() -> dict[str, str]:
-    """For load balancers, and the benchmarks' trivial baseline."""
-    return {"status": "ok"}
+def health() -> tuple[dict[str, str], int]:
+    """For load balancers and monitoring: 200 when the database answers (and Redis, where the rate
+    limits live there), else 503 naming what is gone. The log line names the part and the error's
+    class, never a URL (it may hold a password)."""
+    parts = {"database": _database_ok()}
+    uri = str(current_app.config.get("RATELIMIT_STORAGE_URI") or "")
+    if uri.startswith("redis"):
+        parts["redis"] = _redis(uri).check()
+    if not parts.get("redis", True):
+        log.error("health check failed part=redis")
+    body = {"status": "ok" if all(parts.values()) else "unavailable"} | {k: "ok" if v else "unreachable"
+                                                                         for k, v in parts.items()}
+    return body, 200 if all(parts.values()) else 503
+
+
+def _database_ok() -> bool:
+    """A read of the migrations' table, on a raw connection: no transaction, so it never waits for a
+    SQLite writer's lock, and an emptied or dropped database fails too."""
+    try:
+        connection = current_app.extensions["leadform.engine"].raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT version_num FROM alembic_version")
+            cursor.fetchall()
+        finally:
+            connection.close()
+    except Exception as exc:  # any driver's error means the same: not usable now
+        log.error("health check failed part=database error=%s", type(exc).__name__)
+        return False
+    return True
+
+
+def _redis(uri: str) -> Storage:
+    """One client per app for the check, with short timeouts: a health check must answer quickly."""
+    storage = current_app.extensions.get("leadform.health_redis")
+    if storage is None:
+        storage = current_app.extensions["leadform.health_redis"] = storage_from_string(
+            uri, socket_connect_timeout=1, socket_timeout=1)
+    return storage
 
 
 def init_app(app: Flask) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,23 @@ from flask import Flask
 from whitenoise import WhiteNoise
 
 from leadform import create_app, outbox
+from leadform.config import ConfigError
 from leadform.web import APP_POLICY, response_headers
 from site_config import csp
 
 APP_PREFIXES = ("/api/", "/download/")
+APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
 FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,}\.min\.(js|css)$|/assets/(javascripts|stylesheets)/.*\.[0-9a-f]{8}\.")
 
 
 def application(test_config: dict[str, Any] | None = None) -> Flask:
-    app = create_app(test_config)
+    try:
+        app = create_app(test_config)
+    except ConfigError as exc:
+        # One line, then exit 4: gunicorn's "App failed to load" stops the master instead of
+        # restarting the worker forever.
+        print(exc.code, file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR) from None
     outbox.start(app)
     return app
 
