@@ -71,6 +71,7 @@ def problems(target: Target, path: str, status: int, headers: dict[str, str], bo
 @dataclass
 class Phase:
     statuses: Counter = field(default_factory=Counter)
+    by_target: Counter = field(default_factory=Counter)   # (target, status) -> answers
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # per answer of an HTML page: (target, path, whether it showed MARKER, the CSP it carried)
@@ -83,7 +84,8 @@ class Phase:
     def summary(self) -> dict[str, object]:
         return {"requests": self.requests, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "non_200": self.requests - self.statuses[200], "header_or_csp_problems": len(self.problems),
-                "seconds": round(self.seconds, 1), "first_problems": self.problems[:5]}
+                "seconds": round(self.seconds, 1), "first_problems": self.problems[:5],
+                "per_server": {f"{name} {status}": n for (name, status), n in sorted(self.by_target.items())}}
 
 
 class Watch:
@@ -113,6 +115,7 @@ class Watch:
             with self.lock:
                 if self.current is not None:
                     self.current.statuses[status] += 1
+                    self.current.by_target[target.name, status] += 1
                     self.current.problems += found
                     if page:
                         self.current.pages.append(page)
