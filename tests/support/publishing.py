@@ -38,11 +38,13 @@ class Target:
         if self.https:
             context = ssl.create_default_context(cafile=str(self.ca))
             context.check_hostname = False
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
                                                                            context=context)
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:  # a new connection per request, as a new visitor opens one
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        # A new connection per request, as a new visitor opens one. The timeout is generous: on a loaded
+        # machine an answer can take seconds (the slowest is reported), and the bar is what it answers.
+        try:
             conn.request("GET", path, headers={"Host": self.host})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read()
