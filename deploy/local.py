@@ -3,10 +3,12 @@
 For tests/test_nginx_deploy.py and bench/observatory.py: the same files as production, with only
 the host-specific values swapped (paths, ports, certificate), so what is tested is what is deployed.
 Everything listens on 127.0.0.1, lives in a temporary folder and stops with the context manager.
+`sshd()` is the "server" that deploy/deploy.sh publishes to in tests/test_deploy.py and bench/deploy_time.py.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -169,3 +171,45 @@ def nginx_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str], standa
                              http_port, ca, prefix)
         finally:
             stop(proc)
+
+
+@dataclass
+class SSHServer:
+    """A private sshd on a loopback port that accepts one throwaway key for the current user."""
+    host: str     # user@127.0.0.1, for DEPLOY_HOST
+    ssh: str      # the ssh command with its options, for DEPLOY_SSH
+    port: int
+
+
+@contextmanager
+def sshd(workdir: Path) -> Iterator[SSHServer]:
+    """Debian's /usr/sbin/sshd with its own config, host key and client key pair in `workdir`."""
+    binary = Path("/usr/sbin/sshd")
+    if not binary.exists():
+        raise RuntimeError("sshd not found: apt-get install -y openssh-server")
+    workdir.mkdir(parents=True, exist_ok=True)
+    keygen = lambda path: subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],  # noqa: E731
+                                         check=True, capture_output=True)
+    keygen(workdir / "host_key")
+    keygen(workdir / "client_key")
+    (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+    port = free_port()
+    user = getpass.getuser()
+    (workdir / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile {workdir / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nPasswordAuthentication no\n"
+        f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        f"AllowUsers {user}\nLogLevel ERROR\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation folder
+    log = open(workdir / "sshd.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(binary), "-D", "-e", "-f", str(workdir / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for_port(port, proc, "sshd")
+        ssh = (f"ssh -p {port} -i {workdir / 'client_key'} -o IdentitiesOnly=yes -o BatchMode=yes "
+               f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={workdir / 'known_hosts'}")
+        yield SSHServer(f"{user}@127.0.0.1", ssh, port)
+    finally:
+        stop(proc)
+        log.close()
