@@ -3,7 +3,8 @@
 For tests/test_nginx_deploy.py and bench/observatory.py: the same files as production, with only
 the host-specific values swapped (paths, ports, certificate), so what is tested is what is deployed.
 Everything listens on 127.0.0.1, lives in a temporary folder and stops with the context manager.
-`sshd()` is the "server" that deploy/deploy.sh publishes to in tests/test_deploy.py and bench/deploy_time.py.
+`caddy_and_app()` does the same for deploy/Caddyfile (the server recipe's front), with Caddy's own
+internal CA instead of Let's Encrypt. `sshd()` is the "server" that deploy/deploy.sh publishes to in tests/test_deploy.py and bench/deploy_time.py.
 """
 
 from __future__ import annotations
@@ -213,3 +214,43 @@ def sshd(workdir: Path) -> Iterator[SSHServer]:
     finally:
         stop(proc)
         log.close()
+
+
+CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+
+
+@contextmanager
+def caddy_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str]) -> Iterator[Deployment]:
+    """Caddy (deploy/Caddyfile, unchanged) in front of gunicorn serving `leadform.wsgi:with_site()`, as
+    coach-leadform.service does. Only global options are added: loopback ports, certificates from
+    Caddy's internal CA (`local_certs`, trusted through Deployment.ca, never installed system-wide)."""
+    if not Path(CADDY).exists():
+        raise RuntimeError("caddy not found: apt-get install -y caddy")
+    prefix = workdir / "caddy"
+    prefix.mkdir(parents=True, exist_ok=True)
+    app_port, http_port, https_port = free_port(), free_port(), free_port()
+    config = prefix / "Caddyfile"
+    config.write_text(f"{{\n\thttp_port {http_port}\n\thttps_port {https_port}\n\tlocal_certs\n\tskip_install_trust\n"
+                      f"\tadmin off\n\tstorage file_system {prefix / 'data'}\n}}\n\n"
+                      f"import {DEPLOY / 'Caddyfile'}\n")
+    env = {"LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_PUBLIC_HTTPS": "true", "LEADFORM_PROXY_FIX_X_FOR": "1",
+           "LEADFORM_INSTANCE_PATH": str(workdir / "instance"), **app_env}
+    caddy_env = {**os.environ, "HOME": str(prefix), "XDG_DATA_HOME": str(prefix / "data"),
+                 "XDG_CONFIG_HOME": str(prefix / "config"), "COACH_DOMAIN": HOST,
+                 "COACH_BARE_DOMAIN": HOST.removeprefix("www."), "COACH_APP_PORT": str(app_port)}
+    with gunicorn(env, app_port, log=workdir / "gunicorn.log", wsgi="leadform.wsgi:with_site()"):
+        log = open(prefix / "caddy.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([CADDY, "run", "--adapter", "caddyfile", "--config", str(config)], cwd=prefix,
+                                env=caddy_env, stdout=log, stderr=log)
+        try:
+            wait_for_port(https_port, proc, "caddy", 60)
+            wait_for_port(http_port, proc, "caddy", 60)
+            root = prefix / "data" / "pki" / "authorities" / "local" / "root.crt"
+            deadline = time.monotonic() + 30
+            while not root.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            yield Deployment(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}", https_port,
+                             http_port, root, prefix)
+        finally:
+            stop(proc)
+            log.close()
