@@ -61,11 +61,12 @@ deploy: setup
 	deploy/deploy.sh
 
 ## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
-# On the server they read the production database: the settings file the service reads
-# (LEADFORM_ENV_FILE, default /etc/coach/leadform.env) when it exists; elsewhere the development
-# SQLite file in instance/ with a development secret.
+# On the server they read the production database, through the settings file the service reads
+# (LEADFORM_ENV_FILE, default /etc/coach/leadform.env): used whenever its folder exists or it is named,
+# so a file the user may not read stops the command rather than showing an empty development database.
+# Elsewhere: the development SQLite file in instance/ with a development secret.
 LEADFORM_ENV_FILE ?= /etc/coach/leadform.env
-ifneq ($(wildcard $(LEADFORM_ENV_FILE)),)
+ifneq ($(or $(filter-out file,$(origin LEADFORM_ENV_FILE)),$(wildcard $(dir $(LEADFORM_ENV_FILE)))),)
 FLASK := set -a && . $(abspath $(LEADFORM_ENV_FILE)) && set +a && $(BIN)/flask --app leadform
 else
 FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform

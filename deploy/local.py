@@ -4,7 +4,8 @@ For tests/test_nginx_deploy.py and bench/observatory.py: the same files as produ
 the host-specific values swapped (paths, ports, certificate), so what is tested is what is deployed.
 Everything listens on 127.0.0.1, lives in a temporary folder and stops with the context manager.
 `caddy_and_app()` does the same for deploy/Caddyfile (the server recipe's front), with Caddy's own
-internal CA instead of Let's Encrypt. `sshd()` is the "server" that deploy/deploy.sh publishes to in tests/test_deploy.py and bench/deploy_time.py.
+internal CA instead of Let's Encrypt. `sshd()` is the "server" that deploy/deploy.sh publishes to in
+tests/test_deploy.py and bench/deploy_time.py.
 """
 
 from __future__ import annotations

@@ -116,7 +116,8 @@ def test_deploy_publishes_a_new_post_and_restarts_the_app_only_when_its_code_cha
             (local / "leadform" / "migrations" / "versions" / "0999_deploy_test.py").write_text(
                 '"""a table only this test adds"""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
                 f"revision = '0999'\ndown_revision = {head!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
-                "def upgrade() -> None:\n    op.create_table('deploy_test', sa.Column('id', sa.Integer, primary_key=True))\n"
+                "def upgrade() -> None:\n"
+                "    op.create_table('deploy_test', sa.Column('id', sa.Integer, primary_key=True))\n"
                 "\n\ndef downgrade() -> None:\n    op.drop_table('deploy_test')\n")
             with (local / "leadform" / "__init__.py").open("a") as module:
                 module.write("\n# a change in the app\n")

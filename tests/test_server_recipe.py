@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,13 +100,24 @@ def test_make_leads_on_the_server_reads_the_database_of_the_settings_file(make_a
         assert all(f"productie-{i}@example.be" in result.stdout for i in range(5)), result.stdout
         assert not (tmp_path / "server" / "dev-secret").exists(), "the settings file's secret, not a dev one"
 
-        # An unreadable settings file stops the command instead of showing a fresh database.
-        env_file.chmod(0o000)
-        denied = subprocess.run(["make", "-s", "leads", f"LEADFORM_ENV_FILE={env_file}"], cwd=ROOT,
-                                env={**env, "LEADFORM_ENV_FILE": str(env_file)}, capture_output=True, text=True,
-                                timeout=120, user="nobody" if os.geteuid() == 0 else None)
-        assert denied.returncode != 0 and "@example.be" not in denied.stdout
-        assert f"cannot open {env_file}" in denied.stderr
+        # A settings file the user may not read (not in the coach group) stops the command, with the
+        # default path too, instead of showing a fresh development database.
+        folder = Path(tempfile.mkdtemp(prefix="coach-etc-"))
+        try:
+            folder.chmod(0o755)
+            shutil.copy(env_file, folder / "leadform.env")
+            (folder / "leadform.env").chmod(0o640)
+            as_other = {"user": "nobody", "group": "nogroup", "extra_groups": []} if os.geteuid() == 0 else {}
+            if not as_other:
+                (folder / "leadform.env").chmod(0o000)
+            for args, extra in [([f"LEADFORM_ENV_FILE={folder / 'leadform.env'}"], {}),
+                                ([], {"LEADFORM_ENV_FILE": str(folder / "leadform.env")})]:
+                denied = subprocess.run(["make", "-s", "leads", *args], cwd=ROOT, env={**env, **extra},
+                                        capture_output=True, text=True, timeout=120, **as_other)
+                assert denied.returncode != 0 and "@example.be" not in denied.stdout
+                assert f"cannot open {folder / 'leadform.env'}" in denied.stderr, denied.stderr
+        finally:
+            shutil.rmtree(folder)
 
 
 # -- Caddy in front (HTTPS from the first start) -----------------------------------------------------------
@@ -142,8 +154,9 @@ def fetch(deployment: local.Deployment, path: str, host: str = local.HOST, https
 def test_caddy_serves_the_site_over_https_with_the_same_headers_as_make_run(caddy, site_dir: Path) -> None:
     policy = csp.read_policy(site_dir)
     forever = r"max-age=\d{8,}, public, immutable"  # WhiteNoise's words for a fingerprinted file
-    for path, status, cache in [("/", 200, "no-cache"), ("/blog/", 200, "no-cache"), (bundle_path(site_dir), 200, forever),
-                                ("/bestaat-niet/", 404, "no-cache"), ("/.csp.json", 404, "no-cache")]:
+    for path, status, cache in [("/", 200, "no-cache"), ("/blog/", 200, "no-cache"),
+                                (bundle_path(site_dir), 200, forever), ("/bestaat-niet/", 404, "no-cache"),
+                                ("/.csp.json", 404, "no-cache")]:
         response = fetch(caddy, path)
         assert response.status == status, path
         assert_secure(response.headers, policy, https=True)
