@@ -1,0 +1,171 @@
+"""What visitors see while the site is published: a watcher that keeps asking servers for pages and
+checks each answer (status, security headers, and that the page's inline code is allowed by the CSP
+it came with). Used by tests/test_publish.py and bench/publish.py."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from site_config import csp
+from support.headers import COMMON
+
+# Pages every release has, and one asset; the new post's pages are checked after the build.
+PATHS = ["/", "/blog/", "/contact/", "/blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/",
+         "/assets/stylesheets/coach.css"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server to ask: `make run`'s gunicorn (http) or nginx (https, with its test CA and host name)."""
+    name: str
+    port: int
+    https: bool = False
+    ca: Path | None = None
+    host: str = "127.0.0.1"
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        if self.https:
+            context = ssl.create_default_context(cafile=str(self.ca))
+            context.check_hostname = False
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                                                           context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:  # a new connection per request, as a new visitor opens one
+            conn.request("GET", path, headers={"Host": self.host})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+
+def problems(target: Target, path: str, status: int, headers: dict[str, str], body: bytes) -> list[str]:
+    """What is wrong with one answer: not a 200, a missing header, inline code its CSP would block."""
+    found = [] if status == 200 else [f"status {status}"]
+    found += [f"{name} missing" for name, value in COMMON.items() if headers.get(name) != value]
+    if target.https and "max-age" not in headers.get("Strict-Transport-Security", ""):
+        found.append("HSTS missing")
+    policy = headers.get("Content-Security-Policy", "")
+    if "default-src 'none'" not in policy:
+        found.append("CSP missing")
+    elif headers.get("Content-Type", "").startswith("text/html"):
+        allowed = policy.split(";")
+        for code in csp.scan(body.decode("utf-8", "replace")).code:
+            directive = next((d for d in allowed if d.strip().startswith(f"{code.kind}-src ")), "")
+            if code.source not in directive.split():
+                found.append(f"inline {code.kind} {code.source} not allowed by the CSP sent")
+    return [f"{target.name} {path}: {p}" for p in found]
+
+
+@dataclass
+class Phase:
+    statuses: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    def summary(self) -> dict[str, object]:
+        return {"requests": self.requests, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "non_200": self.requests - self.statuses[200], "header_or_csp_problems": len(self.problems),
+                "seconds": round(self.seconds, 1), "first_problems": self.problems[:5]}
+
+
+class Watch:
+    """One thread per target asks for PATHS in turn until stopped; answers are counted per phase."""
+
+    def __init__(self, targets: list[Target], paths: list[str] = PATHS, pause: float = 0.005) -> None:
+        self.targets, self.paths, self.pause = targets, paths, pause
+        self.phases: dict[str, Phase] = {}
+        self.current: Phase | None = None
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in targets]
+
+    def _run(self, target: Target) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            path = self.paths[n % len(self.paths)]
+            n += 1
+            try:
+                status, headers, body = target.get(path)
+                found = problems(target, path, status, headers, body)
+            except OSError as exc:
+                status, found = 0, [f"{target.name} {path}: {type(exc).__name__} {exc}"]
+            with self.lock:
+                if self.current is not None:
+                    self.current.statuses[status] += 1
+                    self.current.problems += found
+            time.sleep(self.pause)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Phase]:
+        phase = self.phases[name] = Phase()
+        started = time.monotonic()
+        with self.lock:
+            self.current = phase
+        try:
+            yield phase
+        finally:
+            with self.lock:
+                self.current = None
+            phase.seconds = time.monotonic() - started
+
+    def __enter__(self) -> Watch:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)
+
+
+def publish(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m site_config.publish ARGS` in the project folder, as the Makefile and the deploy script run it."""
+    return subprocess.run([sys.executable, "-m", "site_config.publish", *args], cwd=project, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1", **(env or {})})
+
+
+NEW_CATEGORY = "Publiceren"
+NEW_POST = """---
+title: Een nieuw bericht
+description: Een bericht in een nieuwe categorie, zodat de build nieuwe lijstpagina's maakt.
+date:
+  created: 2024-03-01 10:00:00
+authors: [coach]
+categories: [{category}]
+---
+
+Eerste alinea.
+
+<!-- more -->
+
+{body}
+"""
+
+
+def write_post(project: Path, body: str = "Tekst.", category: str = NEW_CATEGORY) -> Path:
+    """A post in a category the site did not have (added to mkdocs.yml): new list pages with it."""
+    config = project / "mkdocs.yml"
+    text = config.read_text(encoding="utf-8")
+    if f"- {NEW_CATEGORY}\n" not in text:
+        config.write_text(text.replace("        - Verandering\n", f"        - Verandering\n        - {NEW_CATEGORY}\n"),
+                          encoding="utf-8")
+    post = project / "docs" / "blog" / "posts" / "nieuw-bericht.md"
+    post.write_text(NEW_POST.format(category=category, body=body), encoding="utf-8")
+    return post
