@@ -126,7 +126,8 @@ def test_make_leads_on_the_server_reads_the_database_of_the_settings_file(make_a
 def caddy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, site_dir: Path,
           pdf_dir: Path):
     env = {"LEADFORM_SECRET_KEY": "test-" + "0" * 40, "LEADFORM_PDF_DIR": str(pdf_dir),
-           "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_RATELIMIT_ENABLED": "false", "LEADFORM_MAIL_BACKEND": "file"}
+           "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_RATELIMIT_ENABLED": "false", "LEADFORM_MAIL_BACKEND": "file",
+           "LEADFORM_ALLOW_FILE_MAIL": "1"}
     if TEST_DATABASE_URL:
         request.getfixturevalue("_postgresql_schema")
         env["LEADFORM_DATABASE_URL"] = TEST_DATABASE_URL
