@@ -209,3 +209,12 @@ def test_gitlab_pipeline_does_the_same() -> None:
     assert rules == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     script = pipeline["test-and-deploy"]["script"]
     assert script.index(".ci/run") < script.index("make deploy")
+
+
+def test_the_recipes_shell_scripts_parse() -> None:
+    """install.sh cannot run here (it installs packages and enables services); the other scripts run in
+    test_deploy.py and test_backup.py. All of them at least parse."""
+    for script in sorted((ROOT / "deploy").glob("*.sh")):
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
+        assert os.access(script, os.X_OK), f"{script.name} is not executable"
