@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
-from support.publishing import Target, Watch, publish, write_post
+from support.publishing import MARKER, PATHS, Target, Watch, one_post_per_list_page, publish, write_posts
 
 from deploy import local
 from site_config import csp
 from site_config.publish import KEEP, releases
 
-NEW_PAGES = ["/blog/een-nieuw-bericht/", "/blog/category/publiceren/"]
+NEW_PAGES = ["/blog/een-nieuw-bericht/", "/blog/category/publiceren/", "/blog/category/publiceren/page/2/"]
 RECORDER = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
@@ -44,6 +44,17 @@ def wait_for_health(url: str, seconds: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def eventually(target: Target, path: str, status: int, seconds: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """nginx -s reload only signals the master: its new workers take over a moment later (until then
+    the old ones serve the previous release, whole)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = target.get(path)
+        if answer[0] == status or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
 
 
 def link(project: Path) -> str:
@@ -82,6 +93,7 @@ def run_in_chromium(urls: list[str]) -> list[str]:
 def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path: Path, pdf_dir: Path) -> None:
     project = project_copy
     env = {"LEADFORM_PDF_DIR": str(tmp_path / "pdfs")}
+    one_post_per_list_page(project)
     first = publish(project, "build", env=env)
     assert first.returncode == 0, first.stderr
     r1 = link(project)
@@ -102,24 +114,25 @@ def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path
                                                         host=local.HOST)]
         with Watch(targets) as watch:
             with watch.phase("failed build"):
-                post = write_post(project, body="Zie [de diensten](../../diensten/bestaat-niet.md).")
+                posts = write_posts(project, body="Zie [de diensten](../../diensten/bestaat-niet.md).")
                 failed = publish(project, "build", env=env)
             assert failed.returncode == 1
-            assert "docs/blog/posts/nieuw-bericht.md" in failed.stderr and "bestaat niet" in failed.stderr
+            assert "docs/blog/posts/nieuw-bericht-1.md" in failed.stderr and "bestaat niet" in failed.stderr
             assert "De build is mislukt" in failed.stderr and "Er is niets veranderd" in failed.stderr
             assert link(project) == r1 and [p.name for p in releases(project)] == [Path(r1).name]
             assert not any((project / "releases").glob(".building-*"))
 
             with watch.phase("good build"):
-                write_post(project, body="Zie [teamcoaching](../../diensten/teamcoaching.md).")
+                write_posts(project, body="Zie [teamcoaching](../../diensten/teamcoaching.md).")
                 good = publish(project, "build", env=env)
             assert good.returncode == 0, good.stderr
             r2 = link(project)
             assert r2 != r1 and "Online: " + r2 in good.stdout
-            new_policy = csp.read_policy(project / "site")
+            old_policy, new_policy = csp.read_policy(project / r1), csp.read_policy(project / "site")
+            assert set(new_policy.split()) > set(old_policy.split())   # the new list pages brought new hashes
             for target in targets:
                 for path in NEW_PAGES:
-                    status, headers, _ = target.get(path)
+                    status, headers, _ = eventually(target, path, 200)
                     assert status == 200 and headers["Content-Security-Policy"] == new_policy, (target.name, path)
             wrong = run_in_chromium([f"http://127.0.0.1:{run_port}{p}" for p in NEW_PAGES]
                                     + [f"https://{local.HOST}:{nginx.https_port}{p}" for p in NEW_PAGES])
@@ -130,17 +143,27 @@ def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path
                                        f"VENV={ROOT / '.venv'}", "-o", f"{ROOT / '.venv'}/bin/.installed"],
                                       capture_output=True, text=True, timeout=300,
                                       env={**os.environ, **env})
-            assert back.returncode == 0, back.stderr
-            assert link(project) == r1
-            for target in targets:
-                assert target.get(NEW_PAGES[0])[0] == 404, target.name
-                assert target.get("/")[0] == 200
-        post.unlink()
+                assert back.returncode == 0, back.stderr
+                assert link(project) == r1
+                for target in targets:   # while the watch goes on: nginx's old workers hand over
+                    assert eventually(target, NEW_PAGES[0], 404)[0] == 404, target.name
+                time.sleep(1)
+        for post in posts:
+            post.unlink()
 
     for name, phase in watch.phases.items():
         print(name, phase.summary())
         assert phase.requests >= 10, name
         assert phase.problems == [] and set(phase.statuses) == {200}, (name, phase.summary())
+    # Each page came with the policy of the release it came from: the pages that link to the new posts
+    # only with the new policy, the same pages without the link only with the old one.
+    marked = [p for p in PATHS
+              if p.endswith("/") and MARKER in (project / r2 / p.lstrip("/") / "index.html").read_bytes()]
+    assert marked, "no watched page links to the new posts"
+    for name in ("failed build", "good build", "rollback"):
+        answers = [(t, p, m, policy) for t, p, m, policy in watch.phases[name].pages if p in marked]
+        assert answers and all(policy == (new_policy if m else old_policy) for t, p, m, policy in answers), name
+    assert any(m for *_, m, _ in watch.phases["good build"].pages), "the watch never saw the new release"
 
 
 def copy_release(site_dir: Path, project: Path, name: str) -> Path:

@@ -71,8 +71,11 @@ def problems(target: Target, path: str, status: int, headers: dict[str, str], bo
 @dataclass
 class Phase:
     statuses: Counter = field(default_factory=Counter)
+    by_target: Counter = field(default_factory=Counter)   # (target, status) -> answers
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # per answer of an HTML page: (target, path, whether it showed MARKER, the CSP it carried)
+    pages: list[tuple[str, str, bool, str]] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -81,7 +84,8 @@ class Phase:
     def summary(self) -> dict[str, object]:
         return {"requests": self.requests, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "non_200": self.requests - self.statuses[200], "header_or_csp_problems": len(self.problems),
-                "seconds": round(self.seconds, 1), "first_problems": self.problems[:5]}
+                "seconds": round(self.seconds, 1), "first_problems": self.problems[:5],
+                "per_server": {f"{name} {status}": n for (name, status), n in sorted(self.by_target.items())}}
 
 
 class Watch:
@@ -100,15 +104,21 @@ class Watch:
         while not self.stopping.is_set():
             path = self.paths[n % len(self.paths)]
             n += 1
+            page = None
             try:
                 status, headers, body = target.get(path)
                 found = problems(target, path, status, headers, body)
+                if headers.get("Content-Type", "").startswith("text/html"):
+                    page = (target.name, path, MARKER in body, headers.get("Content-Security-Policy", ""))
             except OSError as exc:
                 status, found = 0, [f"{target.name} {path}: {type(exc).__name__} {exc}"]
             with self.lock:
                 if self.current is not None:
                     self.current.statuses[status] += 1
+                    self.current.by_target[target.name, status] += 1
                     self.current.problems += found
+                    if page:
+                        self.current.pages.append(page)
             time.sleep(self.pause)
 
     @contextmanager
@@ -143,10 +153,10 @@ def publish(project: Path, *args: str, env: dict[str, str] | None = None) -> sub
 
 NEW_CATEGORY = "Publiceren"
 NEW_POST = """---
-title: Een nieuw bericht
+title: {title}
 description: Een bericht in een nieuwe categorie, zodat de build nieuwe lijstpagina's maakt.
 date:
-  created: 2024-03-01 10:00:00
+  created: 2024-03-0{day} 10:00:00
 authors: [coach]
 categories: [{category}]
 ---
@@ -157,15 +167,27 @@ Eerste alinea.
 
 {body}
 """
+MARKER = b"nieuw-bericht/"   # a link to one of the new posts (home page, blog index) once they are online
 
 
-def write_post(project: Path, body: str = "Tekst.", category: str = NEW_CATEGORY) -> Path:
-    """A post in a category the site did not have (added to mkdocs.yml): new list pages with it."""
+def one_post_per_list_page(project: Path) -> None:
+    """As a blog with ten posts per list page and an eleventh post: the next post opens list pages
+    one level deeper (…/page/2/), whose inline scripts have hashes no earlier page had."""
+    config = project / "mkdocs.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("pagination_per_page: 10", "pagination_per_page: 1"),
+                      encoding="utf-8")
+
+
+def write_posts(project: Path, body: str = "Tekst.") -> list[Path]:
+    """Two posts in a category the site did not have (added to mkdocs.yml): new list pages, among them
+    /blog/category/publiceren/page/2/."""
     config = project / "mkdocs.yml"
     text = config.read_text(encoding="utf-8")
     if f"- {NEW_CATEGORY}\n" not in text:
         config.write_text(text.replace("        - Verandering\n", f"        - Verandering\n        - {NEW_CATEGORY}\n"),
                           encoding="utf-8")
-    post = project / "docs" / "blog" / "posts" / "nieuw-bericht.md"
-    post.write_text(NEW_POST.format(category=category, body=body), encoding="utf-8")
-    return post
+    posts = []
+    for day, title in ((1, "Een nieuw bericht"), (2, "Nog een nieuw bericht")):
+        posts.append(project / "docs" / "blog" / "posts" / f"nieuw-bericht-{day}.md")
+        posts[-1].write_text(NEW_POST.format(title=title, day=day, category=NEW_CATEGORY, body=body), encoding="utf-8")
+    return posts
