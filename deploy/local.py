@@ -14,6 +14,7 @@ import getpass
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -220,6 +221,26 @@ def sshd(workdir: Path) -> Iterator[SSHServer]:
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
 
 
+def wait_for_certificates(port: int, root: Path, names: tuple[str, ...], proc: subprocess.Popen,
+                          seconds: float = 60.0) -> None:
+    """Caddy issues its certificates after it starts listening: wait until each name's handshake passes."""
+    deadline = time.monotonic() + seconds
+    pending = list(names)
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"caddy exited with {proc.returncode}")
+        try:
+            context = ssl.create_default_context(cafile=str(root))
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock, \
+                    context.wrap_socket(sock, server_hostname=pending[0]):
+                pending.pop(0)
+                continue
+        except (OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"caddy gave no valid certificate for {pending[0]} in {seconds:.0f} s") from None
+            time.sleep(0.2)
+
+
 @contextmanager
 def caddy_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str]) -> Iterator[Deployment]:
     """Caddy (deploy/Caddyfile, unchanged) in front of gunicorn serving `leadform.wsgi:with_site()`, as
@@ -247,9 +268,7 @@ def caddy_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str]) -> Ite
             wait_for_port(https_port, proc, "caddy", 60)
             wait_for_port(http_port, proc, "caddy", 60)
             root = prefix / "data" / "pki" / "authorities" / "local" / "root.crt"
-            deadline = time.monotonic() + 30
-            while not root.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_certificates(https_port, root, (HOST, HOST.removeprefix("www.")), proc)
             yield Deployment(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}", https_port,
                              http_port, root, prefix)
         finally:
