@@ -3,7 +3,7 @@
 #
 #   1. build the site strictly into releases/<id> (skipped with DEPLOY_BUILD=0 when CI just built it);
 #   2. rsync that release to the server's releases/ (unchanged files hard-linked to the live release)
-#      and the app's code (leadform/, site_config/, deploy/, pyproject.toml, Makefile, mkdocs.yml);
+#      and the sources (leadform/, site_config/, deploy/, docs/, pyproject.toml, Makefile, mkdocs.yml);
 #   3. over ssh, deploy/release.sh on the server: when the app's code changed, install, migrate and
 #      restart the app; then switch the server's `site` to the new release in one rename.
 #
@@ -36,9 +36,11 @@ control=$(mktemp -d)
 ssh_cmd="$ssh_cmd -o ControlMaster=auto -o ControlPath=$control/ssh -o ControlPersist=120"
 trap '$ssh_cmd -O exit "$host" 2>/dev/null; rm -rf "$control"' EXIT
 $ssh_cmd "$host" "mkdir -p '$dir/releases'"
-rsync -a --delete -e "$ssh_cmd" --link-dest="../../site/" "releases/$id/" "$host:$dir/releases/$id/"
+# Files with the same content as in the live release are hard-linked to it, not sent: every build
+# writes all files anew, so content (--checksum), not times, decides (-a without -t, -o, -g).
+rsync -rlpD --checksum --delete -e "$ssh_cmd" --link-dest="../../site/" "releases/$id/" "$host:$dir/releases/$id/"
 rsync -a --delete -e "$ssh_cmd" --exclude=__pycache__ --exclude='*.pyc' \
-  leadform site_config deploy pyproject.toml Makefile mkdocs.yml "$host:$dir/"
+  leadform site_config deploy docs pyproject.toml Makefile mkdocs.yml "$host:$dir/"
 
 remote_env=""
 [ -n "${DEPLOY_ENV_FILE:-}" ] && remote_env="LEADFORM_ENV_FILE='$DEPLOY_ENV_FILE' "

@@ -110,6 +110,10 @@ def test_deploy_publishes_a_new_post_and_restarts_the_app_only_when_its_code_cha
             assert (server / "site").resolve() != first_release
             assert (server / "site").resolve().parent == (server / "releases").resolve()
             assert restarts.read_text().count("restart") == 1, "a post alone never restarts the app"
+            bundle = next((server / "site" / "assets" / "javascripts").glob("bundle.*.min.js"))
+            earlier = first_release / bundle.relative_to(server / "site")
+            assert bundle.stat().st_ino == earlier.stat().st_ino, "unchanged files are hard-linked, not sent again"
+            assert (server / "docs" / "blog" / "posts" / post.name).is_file(), "the sources follow"
 
             # 3. A change in leadform/ with a migration: migrations first, then one restart.
             (server / "instance" / "keep.txt").write_text("the server's own files survive a deploy")
