@@ -109,7 +109,12 @@ def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path
             local.nginx_and_app(project / "site", tmp_path / "deploy", app_env) as nginx:
         wait_for_health(f"http://127.0.0.1:{run_port}")
         reload = f"{local.NGINX} -p {nginx.prefix} -c {nginx.prefix / 'nginx.conf'} -s reload"
-        env["SITE_RELOAD_COMMAND"] = reload
+        # Before reloading, look at both servers in the moment after the swap: what nginx serves then.
+        window = tmp_path / "window"
+        look = (f"curl -sf --cacert {nginx.ca} --resolve {local.HOST}:{nginx.https_port}:127.0.0.1 "
+                f"-D {window}-nginx.headers -o {window}-nginx.html https://{local.HOST}:{nginx.https_port}/ && "
+                f"curl -sf -D {window}-run.headers -o {window}-run.html http://127.0.0.1:{run_port}/")
+        env["SITE_RELOAD_COMMAND"] = f"{look} && {reload}"
         targets = [Target("make run", run_port), Target("nginx", nginx.https_port, https=True, ca=nginx.ca,
                                                         host=local.HOST)]
         with Watch(targets) as watch:
@@ -130,6 +135,13 @@ def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path
             assert r2 != r1 and "Online: " + r2 in good.stdout
             old_policy, new_policy = csp.read_policy(project / r1), csp.read_policy(project / "site")
             assert set(new_policy.split()) > set(old_policy.split())   # the new list pages brought new hashes
+            # Between the swap and nginx's reload: make run already serves the new release, nginx still
+            # the old one, each with its own policy (nginx's root is the release its include names).
+            for server, new in (("run", True), ("nginx", False)):
+                page = Path(f"{window}-{server}.html").read_bytes()
+                sent = Path(f"{window}-{server}.headers").read_text().lower()
+                assert (MARKER in page) is new, server
+                assert f"content-security-policy: {(new_policy if new else old_policy).lower()}\n" in sent, server
             for target in targets:
                 for path in NEW_PAGES:
                     status, headers, _ = eventually(target, path, 200)

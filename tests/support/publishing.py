@@ -38,11 +38,13 @@ class Target:
         if self.https:
             context = ssl.create_default_context(cafile=str(self.ca))
             context.check_hostname = False
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
                                                                            context=context)
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:  # a new connection per request, as a new visitor opens one
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        # A new connection per request, as a new visitor opens one. The timeout is generous: on a loaded
+        # machine an answer can take seconds (the slowest is reported), and the bar is what it answers.
+        try:
             conn.request("GET", path, headers={"Host": self.host})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read()
@@ -72,6 +74,7 @@ def problems(target: Target, path: str, status: int, headers: dict[str, str], bo
 class Phase:
     statuses: Counter = field(default_factory=Counter)
     by_target: Counter = field(default_factory=Counter)   # (target, status) -> answers
+    slowest: dict[str, float] = field(default_factory=dict)   # target -> longest wait for an answer, s
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # per answer of an HTML page: (target, path, whether it showed MARKER, the CSP it carried)
@@ -85,7 +88,8 @@ class Phase:
         return {"requests": self.requests, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "non_200": self.requests - self.statuses[200], "header_or_csp_problems": len(self.problems),
                 "seconds": round(self.seconds, 1), "first_problems": self.problems[:5],
-                "per_server": {f"{name} {status}": n for (name, status), n in sorted(self.by_target.items())}}
+                "per_server": {f"{name} {status}": n for (name, status), n in sorted(self.by_target.items())},
+                "slowest_answer_s": {name: round(s, 2) for name, s in sorted(self.slowest.items())}}
 
 
 class Watch:
@@ -105,6 +109,7 @@ class Watch:
             path = self.paths[n % len(self.paths)]
             n += 1
             page = None
+            asked = time.monotonic()
             try:
                 status, headers, body = target.get(path)
                 found = problems(target, path, status, headers, body)
@@ -116,6 +121,8 @@ class Watch:
                 if self.current is not None:
                     self.current.statuses[status] += 1
                     self.current.by_target[target.name, status] += 1
+                    waited = time.monotonic() - asked
+                    self.current.slowest[target.name] = max(waited, self.current.slowest.get(target.name, 0.0))
                     self.current.problems += found
                     if page:
                         self.current.pages.append(page)
