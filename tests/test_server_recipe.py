@@ -6,12 +6,9 @@ the CI workflows that carry a push to the server."""
 from __future__ import annotations
 
 import configparser
-import http.client
 import os
 import re
 import shutil
-import socket
-import ssl
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, TEST_DATABASE_URL
 from support.headers import COMMON, assert_secure, bundle_path
+from support.https import fetch
 from support.postgres import throwaway_database
 
 from deploy import local
@@ -135,30 +133,13 @@ def caddy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield running
 
 
-def fetch(deployment: local.Deployment, path: str, host: str = local.HOST, https: bool = True
-          ) -> http.client.HTTPResponse:
-    """A request for `host` (its name in SNI and Host) to the loopback port, as a browser would send it."""
-    if https:
-        context = ssl.create_default_context(cafile=str(deployment.ca))
-        conn = http.client.HTTPSConnection(host, deployment.https_port, context=context, timeout=10)
-        conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", deployment.https_port), 10),
-                                        server_hostname=host)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", deployment.http_port, timeout=10)
-    conn.request("GET", path, headers={"Host": host})
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response
-
-
 def test_caddy_serves_the_site_over_https_with_the_same_headers_as_make_run(caddy, site_dir: Path) -> None:
     policy = csp.read_policy(site_dir)
     forever = r"max-age=\d{8,}, public, immutable"  # WhiteNoise's words for a fingerprinted file
     for path, status, cache in [("/", 200, "no-cache"), ("/blog/", 200, "no-cache"),
                                 (bundle_path(site_dir), 200, forever), ("/bestaat-niet/", 404, "no-cache"),
                                 ("/.csp.json", 404, "no-cache")]:
-        response = fetch(caddy, path)
+        response, _ = fetch(caddy, path)
         assert response.status == status, path
         assert_secure(response.headers, policy, https=True)
         assert re.fullmatch(cache, response.headers["Cache-Control"]), path
@@ -167,18 +148,18 @@ def test_caddy_serves_the_site_over_https_with_the_same_headers_as_make_run(cadd
             assert names.count(name.lower()) == 1, f"{path}: {name} sent {names.count(name.lower())} times"
         assert "server" not in names, "no software banner"
 
-    api = fetch(caddy, "/api/csrf")
+    api, _ = fetch(caddy, "/api/csrf")
     assert api.status == 200
     assert_secure(api.headers, APP_POLICY, https=True)
     assert api.headers["Cache-Control"] == "no-store"
 
 
 def test_caddy_sends_plain_http_and_the_bare_domain_to_https_www(caddy) -> None:
-    plain = fetch(caddy, "/blog/?x=1", https=False)
+    plain, _ = fetch(caddy, "/blog/?x=1", https=False)
     assert plain.status in (301, 308)
     assert plain.headers["Location"] == f"https://{local.HOST}/blog/?x=1"  # to the standard port, as in production
     bare = local.HOST.removeprefix("www.")
-    redirect = fetch(caddy, "/diensten/", host=bare)
+    redirect, _ = fetch(caddy, "/diensten/", host=bare)
     assert redirect.status == 301 and redirect.headers["Location"] == f"https://{local.HOST}/diensten/"
 
 
