@@ -1,6 +1,6 @@
 """The WSGI entry points, for gunicorn (deploy/gunicorn.conf.py).
 
-- `application()`: the app alone (/api/, /download/), for production behind nginx, which serves site/.
+- `application()`: the app alone (/api/, /download/, /team/), for production behind nginx, which serves site/.
 - `with_site()`: the app and the built site on one origin, as `make run` serves them: WhiteNoise
   serves site/ (folders to their index.html, a year's cache for fingerprinted assets, the .gz files
   `make build` writes), with the same security headers as the app and the build's Content-Security-
@@ -23,7 +23,7 @@ from leadform import create_app, outbox
 from leadform.web import APP_POLICY, response_headers
 from site_config import csp
 
-APP_PREFIXES = ("/api/", "/download/")
+APP_PREFIXES = ("/api/", "/download/", "/team/")
 FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,}\.min\.(js|css)$|/assets/(javascripts|stylesheets)/.*\.[0-9a-f]{8}\.")
 
 
@@ -39,7 +39,7 @@ def with_site(test_config: dict[str, Any] | None = None) -> Callable[..., Iterab
 
 
 def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[..., Iterable[bytes]]:
-    """Requests under /api/ and /download/ go to the app, everything else to the static site. Files are
+    """Requests under /api/, /download/ and /team/ go to the app, everything else to the static site. Files are
     looked up per request (WhiteNoise's autorefresh), so a rebuild is served without a restart."""
     policy = SitePolicy(site_dir)
 
