@@ -295,8 +295,11 @@ def purge_command(dry_run: bool) -> None:
     except _DryRun:
         pass
     files = 0 if dry_run else remove_mail_files(purged["outbox_deleted"] + purged["outbox_bodies_blanked"])
+    closed = purged.pop("team_rounds_closed")
     _show(purged, "would be purged" if dry_run else "purged")
+    _show({"team_rounds_closed": closed}, "would be closed" if dry_run else "closed (report mail queued)")
     if files:
         click.echo(f"mail files: {files} purged")
     if not dry_run:
-        log.info("retention purge %s", " ".join(f"{k}={len(v)}" for k, v in purged.items()))
+        log.info("retention purge %s team_rounds_closed=%s", " ".join(f"{k}={len(v)}" for k, v in purged.items()),
+                 len(closed))

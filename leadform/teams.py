@@ -295,12 +295,13 @@ def request_round(slug: str):
     log.info("team round requested checklist=%s mail_queued=%s", slug, queued)
     if queued:
         outbox.kick()
-    return redirect("/team/aangevraagd/", code=303)
+    return redirect(f"/team/{slug}/aangevraagd/", code=303)
 
 
-@bp.get("/team/aangevraagd/")
-def requested():
+@bp.get("/team/<slug>/aangevraagd/")
+def requested(slug: str):
     """The same page whether a mail was queued or the address had its mails for today."""
+    checklist_or_404(slug)
     return render_page("message_page.html", 200, title="Kijk in je mailbox", paragraphs=[
         "We stuurden je een e-mail met een persoonlijke link. Open die link om je teamronde te starten: "
         "daar vind je de link die je met je team deelt.",
