@@ -5,7 +5,8 @@ One implementation of each right, used by the CLI (`leads erase` is an alias of
 `site_config` `retention:`) is exactly what the cron job does.
 
 A person is found by e-mail address: their leads (and those leads' download
-links), consent records a form linked to the address, contact messages, mail to
+links and assessments, the answers kept for a personal report), consent records
+a form linked to the address, contact messages, mail to
 them, and mail to the coach about them (the address in the body or Reply-To, or in the
 context of a mail not sent yet, whose body is rendered from it at delivery).
 """
@@ -26,7 +27,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadform import db
-from leadform.models import Base, ConsentRecord, ContactMessage, Download, Lead, OutboxMail, utcnow
+from leadform.models import Assessment, Base, ConsentRecord, ContactMessage, Download, Lead, OutboxMail, utcnow
 from site_config import load_settings
 
 log = logging.getLogger("leadform.gdpr")
@@ -107,7 +108,8 @@ def export_person(s: Session, email: str) -> dict[str, object]:
     return {
         "email": email,
         "exported_at": utcnow().isoformat(timespec="seconds") + "Z",
-        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads]} for lead in leads],
+        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads],
+                   "assessments": [as_dict(a) for a in lead.assessments]} for lead in leads],
         "consent_records": [as_dict(c) for c in consents],
         "contact_messages": [as_dict(m) for m in messages],
         "outbox": [as_dict(m) for m in mails],
@@ -121,6 +123,7 @@ def erase_person(s: Session, email: str) -> dict[str, list]:
     erased: dict[str, list] = {
         "leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": list(s.scalars(select(ContactMessage.id)
                                            .where(func.lower(ContactMessage.email) == email))),
         "consent_records": list(s.scalars(select(ConsentRecord.id)
@@ -129,6 +132,7 @@ def erase_person(s: Session, email: str) -> dict[str, list]:
     }
     s.execute(delete(OutboxMail).where(OutboxMail.id.in_(erased["outbox"])))
     s.execute(delete(Download).where(Download.id.in_(erased["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(erased["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(erased["contact_messages"])))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(erased["consent_records"])))
@@ -158,7 +162,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     """Remove or blank what is past its retention period in site_config; returns the ids per kind.
 
     - leads never confirmed, `unconfirmed_lead_days` after their last request, with their
-      download links and the mail that carried the link;
+      download links, their assessments (report answers) and the mail that carried the link;
     - contact messages after `contact_message_years`, with the mail they caused;
     - consent records after `consent_record_years`;
     - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`.
@@ -180,6 +184,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     purged: dict[str, list] = {
         "unconfirmed_leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": message_ids,
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(ConsentRecord.created_at < consent_cutoff))),
@@ -193,6 +198,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     s.execute(update(OutboxMail).where(OutboxMail.id.in_(purged["outbox_bodies_blanked"]))
               .values(body_text=None, body_html=None, context=None, headers={}))
     s.execute(delete(Download).where(Download.id.in_(purged["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(purged["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(purged["consent_records"])))
@@ -229,7 +235,7 @@ def export_command(email: str, output: str | None) -> None:
 @with_appcontext
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase_command(email: str, yes: bool) -> None:
-    """Erase EMAIL everywhere (leads, download links, contact messages, linked consent, mail)."""
+    """Erase EMAIL everywhere (leads, download links, report answers, contact messages, linked consent, mail)."""
     if not yes:
         click.confirm(f"Erase everything stored about {email}?", abort=True)
     with db.transaction() as s:
