@@ -74,7 +74,7 @@ def result_context(result: Result, form: PersonForm | None = None) -> dict[str, 
 
 
 def result_page(result: Result, status: int = 200, form: PersonForm | None = None, notice: str | None = None):
-    return render_page("scorecard_page.html", status, title=f"Je resultaat: {result.checklist.title.title()}",
+    return render_page("scorecard_page.html", status, title=f"{result.checklist.title.title()}: je resultaat",
                        notice=notice, **result_context(result, form))
 
 
