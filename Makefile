@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test mutation new-post leads export outbox outbox-retry messages consent-stats clean
+.PHONY: setup build run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -70,6 +70,8 @@ outbox-retry: setup
 	$(FLASK) outbox retry
 consent-stats: setup
 	$(FLASK) consent stats
+scorecards: setup
+	$(FLASK) scorecards stats
 
 clean:
 	rm -rf site .pytest_cache test-artifacts

@@ -5,9 +5,10 @@ One implementation of each right, used by the CLI (`leads erase` is an alias of
 `site_config` `retention:`) is exactly what the cron job does.
 
 A person is found by e-mail address: their leads (and those leads' download
-links), the team rounds they lead (with the round's anonymous answers), consent
-records a form linked to the address, contact messages, mail to them, and mail to
-the coach about them (the address in the body or Reply-To, or in the
+links and assessments, the answers kept for a personal report), the team rounds
+they lead (with the round's anonymous answers), consent records a form linked to
+the address, contact messages, mail to them, and mail to the coach about them
+(the address in the body or Reply-To, or in the
 context of a mail not sent yet, whose body is rendered from it at delivery).
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from leadform import db, teams
 from leadform.models import (
+    Assessment,
     Base,
     ConsentRecord,
     ContactMessage,
@@ -125,7 +127,8 @@ def export_person(s: Session, email: str) -> dict[str, object]:
     return {
         "email": email,
         "exported_at": utcnow().isoformat(timespec="seconds") + "Z",
-        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads]} for lead in leads],
+        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads],
+                   "assessments": [as_dict(a) for a in lead.assessments]} for lead in leads],
         # The members' answers are anonymous and not about the leader: only how many there are.
         "team_rounds": [{**as_dict(r), "answers": teams.answer_count(s, r.id)} for r in rounds],
         "consent_records": [as_dict(c) for c in consents],
@@ -142,6 +145,7 @@ def erase_person(s: Session, email: str) -> dict[str, list]:
     erased: dict[str, list] = {
         "leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": list(s.scalars(select(ContactMessage.id)
                                            .where(func.lower(ContactMessage.email) == email))),
         "consent_records": list(s.scalars(select(ConsentRecord.id)
@@ -153,6 +157,7 @@ def erase_person(s: Session, email: str) -> dict[str, list]:
     s.execute(delete(OutboxMail).where(OutboxMail.id.in_(erased["outbox"])))
     teams.delete_rounds(s, round_ids)
     s.execute(delete(Download).where(Download.id.in_(erased["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(erased["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(erased["contact_messages"])))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(erased["consent_records"])))
@@ -182,7 +187,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     """Remove or blank what is past its retention period in site_config; returns the ids per kind.
 
     - leads never confirmed, `unconfirmed_lead_days` after their last request, with their
-      download links and the mail that carried the link;
+      download links, their assessments (report answers) and the mail that carried the link;
     - contact messages after `contact_message_years`, with the mail they caused;
     - consent records after `consent_record_years`;
     - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`;
@@ -210,6 +215,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     purged: dict[str, list] = {
         "unconfirmed_leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": message_ids,
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(ConsentRecord.created_at < consent_cutoff))),
@@ -226,6 +232,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     s.execute(update(OutboxMail).where(OutboxMail.id.in_(purged["outbox_bodies_blanked"]))
               .values(body_text=None, body_html=None, context=None, headers={}))
     s.execute(delete(Download).where(Download.id.in_(purged["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(purged["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(purged["consent_records"])))
@@ -262,7 +269,8 @@ def export_command(email: str, output: str | None) -> None:
 @with_appcontext
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase_command(email: str, yes: bool) -> None:
-    """Erase EMAIL everywhere (leads, download links, team rounds, contact messages, linked consent, mail)."""
+    """Erase EMAIL everywhere (leads, download links, report answers, team rounds, contact messages, linked
+    consent, mail)."""
     if not yes:
         click.confirm(f"Erase everything stored about {email}?", abort=True)
     with db.transaction() as s:

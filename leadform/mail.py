@@ -46,6 +46,7 @@ TEMPLATES = {
     "team_round_link": ("team_round_link", True),
     "team_report_ready": ("team_report_ready", True),
     "coach_team_round": ("coach_team_round", False),
+    "scorecard_report": ("scorecard_report", True),
 }
 WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 
@@ -82,6 +83,13 @@ def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
     """`lead` needs a name and an email; it may be a lead not stored yet."""
     return Mail("checklist_link", lead.email, f"Je {checklist.title}: je persoonlijke downloadlink",
                 {"lead": {"name": lead.name}, "checklist": checklist.slug, "link": link,
+                 "days": load_settings().limits.link_valid_days})
+
+
+def scorecard_report(name: str, email: str, checklist: Checklist, link: str) -> Mail:
+    """The link to a personal report of a checklist's self-assessment (leadform/scorecards.py)."""
+    return Mail("scorecard_report", email, f"Je persoonlijk rapport: {checklist.title}",
+                {"lead": {"name": name}, "checklist": checklist.slug, "link": link,
                  "days": load_settings().limits.link_valid_days})
 
 

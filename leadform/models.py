@@ -1,5 +1,6 @@
 """Tables: leads and their download links, contact messages, consent proof, page counts, outbox,
-team rounds and their anonymous answers.
+team rounds and their anonymous answers, assessments (answers of a lead who asked for a personal
+report) and their anonymous totals.
 
 Only what serves a purpose is stored: no IP address, no user agent anywhere.
 Times are naive UTC.
@@ -44,6 +45,7 @@ class Lead(Base):
     request_count: Mapped[int] = mapped_column(Integer, default=1)
 
     downloads: Mapped[list[Download]] = relationship(back_populates="lead", cascade="all, delete-orphan")
+    assessments: Mapped[list[Assessment]] = relationship(back_populates="lead", cascade="all, delete-orphan")
 
 
 class Download(Base):
@@ -169,3 +171,39 @@ class TeamAnswer(Base):
     scores: Mapped[list] = mapped_column(JSON)   # one score per statement, in the checklist's order
 
     round: Mapped[TeamRound] = relationship(back_populates="answers")
+
+
+class Assessment(Base):
+    """One person's answers to a checklist, stored only because they asked for their personal report;
+    goes with its lead (GDPR export, erase and the retention purge). The report link's secret is
+    kept as a hash only, as for a download."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    checklist: Mapped[str] = mapped_column(String(40))
+    answers: Mapped[dict] = mapped_column(JSON)               # {"vertrouwen-1": 4, ...}
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime]
+    first_used_at: Mapped[dt.datetime | None]
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    lead: Mapped[Lead] = relationship(back_populates="assessments")
+
+
+class AssessmentTotal(Base):
+    """Anonymous totals of completed self-assessments per week, checklist and theme: how many were
+    completed, how many answers and their sum. No single visitor's answers can be read back."""
+
+    __tablename__ = "assessment_totals"
+    __table_args__ = (UniqueConstraint("week", "checklist", "theme", name="uq_assessment_totals_week_theme"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[dt.date] = mapped_column()                   # the Monday of the week (Belgian time)
+    checklist: Mapped[str] = mapped_column(String(40))
+    theme: Mapped[str] = mapped_column(String(40))
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,7 +4,7 @@ Answers carry only the round and the scores. Their key is random (the hash of th
 token) and SQLite keeps the table without a rowid, so the order in which members answered is not kept.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
