@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from html import escape
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, redirect, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
@@ -252,7 +252,7 @@ def spread_svg(checklist: Checklist, themes: tuple[TeamTheme, ...]) -> str:
 
 def start_page(form: PersonForm, checklist: Checklist, status: int, notice: str | None = None):
     settings = load_settings()
-    return render_page("team_start.html", status, title=f"Start een teamronde met de {checklist.title}",
+    return render_page("team/start.html", status, title=f"Start een teamronde met de {checklist.title}",
                        form=form, checklist=checklist, notice=notice, csrf_token=generate_csrf(),
                        open_days=settings.limits.team_round_open_days, minimum=MINIMUM,
                        kept_days=settings.retention.team_round_days)
@@ -347,7 +347,7 @@ def leader(token: str):
     if newly_confirmed:
         outbox.kick()
     title = f"Teamrapport: {checklist.title}" if closed else f"Je teamronde met de {checklist.title}"
-    return render_page("team_leader.html", 200, title=title, **context, themes=themes, minimum=MINIMUM,
+    return render_page("team/leader.html", 200, title=title, **context, themes=themes, minimum=MINIMUM,
                        still_needed=still_needed(count), share_link=link("member", team_round.id),
                        token=token, csrf_token=generate_csrf(), dutch_number=dutch_number, heat=heat,
                        chart=spread_svg(checklist, themes) if themes else None,
@@ -396,15 +396,23 @@ def _full_message() -> str:
 def answer_page(team_round: TeamRound, checklist: Checklist, token: str, status: int = 200,
                 answers: dict[str, int] | None = None, errors: dict[str, str] | None = None,
                 notice: str | None = None):
-    return render_page("team_answer.html", status, title=f"Teamronde: {checklist.title}", checklist=checklist,
-                       action=PATHS["member"] + token, form_token=issue_form_token(team_round.id),
-                       form_field=FORM_FIELD, answers=answers or {}, errors=errors or {}, notice=notice,
-                       scale=checklist.scale, minimum=MINIMUM)
+    """The checklist page's own form (forms/scorecard.html, step by step with scorecard.js), posting here
+    with a fresh single-use token."""
+    return render_page("team/answer.html", status, title=f"Teamronde: {checklist.title}", checklist=checklist,
+                       action=PATHS["member"] + token, hidden={FORM_FIELD: issue_form_token(team_round.id)},
+                       answers=answers or {}, errors=errors or {}, total=len(checklist.statements),
+                       notice=notice, minimum=MINIMUM, submit_label="Verstuur mijn antwoorden",
+                       note=("Anoniem: we bewaren alleen je scores bij deze teamronde, zonder naam, e-mailadres "
+                             "of tijdstip."))
 
 
 def result_page(result: Result, status: int = 200, notice: str | None = None, counted: bool = True):
-    return render_page("team_result.html", status, title="Jouw resultaat", result=result, notice=notice,
-                       counted=counted, chart=chart_svg(result), checklist=result.checklist)
+    """The member's own result: the whole page, or only its section for scorecard.js (no reload)."""
+    context = {"result": result, "notice": notice, "counted": counted, "chart": chart_svg(result),
+               "checklist": result.checklist}
+    if request.headers.get("X-Scorecard") == "fragment" and status == 200:
+        return render_template("team/result.html", **context), status
+    return render_page("team/result_page.html", status, title=f"Teamronde: {result.checklist.title}", **context)
 
 
 @bp.get("/team/r/<token>")
@@ -440,9 +448,7 @@ def answer(token: str):
     answers, errors = parse_answers(checklist, request.form)
     if errors:
         log.info("team answer incomplete missing=%s", len(errors))
-        return answer_page(team_round, checklist, token, 400, answers, errors, notice=(
-            f"Je antwoorden zijn nog niet volledig: kies een score bij {len(errors)} "
-            f"{'uitspraak' if len(errors) == 1 else 'uitspraken'}. Wat je al koos, staat er nog."))
+        return answer_page(team_round, checklist, token, 400, answers, errors)  # the form lists what is open
     key = answer_key(team_round.id, request.form.get(FORM_FIELD, ""))
     if key is None:
         log.info("team answer without a valid form token")

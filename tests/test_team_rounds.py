@@ -171,11 +171,11 @@ def test_incomplete_answers_are_kept_with_a_dutch_message_per_statement(started,
     response = answer(client, share, answers)
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "kies een score bij 3 uitspraken" in text(response)
+    assert "Nog 3 uitspraken zonder antwoord. Je andere antwoorden zijn bewaard." in text(response)
     assert page.count("Kies een antwoord bij deze uitspraak.") == 2
     assert "Dit antwoord kennen we niet" in page
-    assert re.search(r'name="vertrouwen-1" value="4" required checked', page), "what was chosen stays"
-    assert 'aria-describedby="vertrouwen-2-fout"' in page
+    assert re.search(r'name="vertrouwen-1" value="4" checked', page), "what was chosen stays"
+    assert 'aria-describedby="teams-vertrouwen-2-fout"' in page
     assert count(app, TeamAnswer) == 0
 
 
@@ -291,3 +291,14 @@ def test_erasing_the_leader_erases_their_rounds_and_export_lists_them(started, c
         assert s.scalar(select(func.count()).select_from(TeamAnswer)) == 0
         left = [(m.kind, m.to_addr, str(m.context)) for m in s.scalars(select(OutboxMail))]
     assert not any("els.maes" in str(mail) for mail in left), left
+
+
+def test_scorecard_js_gets_only_the_result_section(started, client, app) -> None:
+    _, share = started
+    token = TOKEN.search(client.get(share).get_data(as_text=True)).group(1)
+    response = client.post(share, data={**theme_scores("teams", 4), "formulier": token},
+                           headers={"X-Scorecard": "fragment"})
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith('<section class="coach-result"') and "<html" not in body
+    assert "Vertrouwen" in body and "4,0" in body and count(app, TeamAnswer) == 1
