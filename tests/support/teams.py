@@ -48,3 +48,27 @@ def move_round(app, **values) -> None:
 def the_round(app) -> TeamRound:
     with app.app_context(), db.transaction() as s:
         return s.scalars(select(TeamRound)).one()
+
+
+def open_round(app, slug: str = "teams", confirmed_at=None, closes_at=None, answers: int = 0,
+               email: str = "els@example.be") -> tuple[str, str]:
+    """A confirmed round stored directly, with `answers` answers of all 3s; returns the leader's and the
+    member's link (on the app's PUBLIC_URL)."""
+    import datetime as dt
+
+    from leadform.models import TeamAnswer, utcnow
+    from leadform.teams import link
+
+    confirmed_at = confirmed_at or utcnow()
+    statements = len(load_settings().checklist(slug).statements)
+    with app.app_context(), db.transaction() as s:
+        team_round = TeamRound(checklist=slug, leader_name="Els Maes", leader_email=email, created_at=confirmed_at,
+                               confirmed_at=confirmed_at,
+                               closes_at=closes_at or confirmed_at + dt.timedelta(days=30))
+        s.add(team_round)
+        s.flush()
+        s.add_all(TeamAnswer(id=f"{n:064x}", round_id=team_round.id, scores=[3] * statements)
+                  for n in range(answers))
+        round_id = team_round.id
+    with app.test_request_context():
+        return link("leader", round_id), link("member", round_id)
