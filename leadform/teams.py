@@ -216,11 +216,11 @@ def spread_svg(checklist: Checklist, themes: tuple[TeamTheme, ...]) -> str:
     on the checklist's scale. Presentation attributes only (no style), so the strict CSP holds; the
     table beside it carries the same figures for screen readers."""
     low, high = checklist.scale[0].score, checklist.scale[-1].score
-    width, row_h, top = 600, 60, 8
-    height = top + row_h * len(themes) + 26
+    width, row_h, top = 600, 74, 8
+    height = top + row_h * len(themes) + 32
 
     def x(value: float) -> float:
-        return round((value - low) / ((high - low) or 1) * (width - 16) + 8, 1)
+        return round((value - low) / ((high - low) or 1) * (width - 28) + 14, 1)
 
     desc = "; ".join(f"{t.title}: gemiddeld {dutch_number(t.average)}, van {dutch_number(t.lowest)} "
                      f"tot {dutch_number(t.highest)}" for t in themes) + "."
@@ -233,16 +233,16 @@ def spread_svg(checklist: Checklist, themes: tuple[TeamTheme, ...]) -> str:
     for point in checklist.scale:
         parts.append(f'<line x1="{x(point.score)}" y1="{top}" x2="{x(point.score)}" y2="{bottom}" '
                      'stroke="#d8cec1" stroke-width="1"/>')
-        parts.append(f'<text x="{x(point.score)}" y="{bottom + 20}" font-size="15" fill="#4f5e63" '
+        parts.append(f'<text x="{x(point.score)}" y="{bottom + 26}" font-size="20" fill="#4f5e63" '
                      f'text-anchor="middle">{point.score}</text>')
     for i, theme in enumerate(themes):
         y = top + i * row_h
-        parts.append(f'<text x="8" y="{y + 20}" font-size="17" fill="#143a44">{escape(theme.title)}</text>')
-        parts.append(f'<text x="{width - 8}" y="{y + 20}" font-size="17" font-weight="700" fill="#1d4f5c" '
+        parts.append(f'<text x="8" y="{y + 24}" font-size="22" fill="#143a44">{escape(theme.title)}</text>')
+        parts.append(f'<text x="{width - 8}" y="{y + 24}" font-size="22" font-weight="700" fill="#1d4f5c" '
                      f'text-anchor="end">{dutch_number(theme.average)}</text>')
-        parts.append(f'<rect x="{x(theme.lowest) - 6}" y="{y + 30}" width="{x(theme.highest) - x(theme.lowest) + 12}" '
-                     'height="14" rx="7" fill="#b9d4d9"/>')
-        parts.append(f'<circle cx="{x(theme.average)}" cy="{y + 37}" r="9" fill="#1d4f5c" stroke="#fff" '
+        parts.append(f'<rect x="{x(theme.lowest) - 6}" y="{y + 38}" width="{x(theme.highest) - x(theme.lowest) + 12}" '
+                     'height="16" rx="8" fill="#b9d4d9"/>')
+        parts.append(f'<circle cx="{x(theme.average)}" cy="{y + 46}" r="11" fill="#1d4f5c" stroke="#fff" '
                      'stroke-width="2"/>')
     parts.append("</svg>")
     return "".join(parts)

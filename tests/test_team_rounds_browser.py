@@ -48,6 +48,7 @@ def shoot(page, folder: Path, name: str) -> None:
     """The page at phone and desktop width, whole."""
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
+        page.evaluate("window.scrollTo(0, 0)")   # else the sticky header is drawn where the page was scrolled to
         page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
 
 
