@@ -199,21 +199,21 @@ def test_coach_sees_weekly_counts_and_theme_averages_in_dutch(client, app, runne
     assert result.exit_code == 0, result.output
     year, week, _ = utcnow().date().isocalendar()
     line = next(line for line in result.output.splitlines() if line.startswith(f"{year}-W{week:02d}"))
-    assert line.split() == [f"{year}-W{week:02d}", "teams", "3", "1"]
-    assert "Ingevulde checklists per week" in result.output and "teamrondes" not in result.output
+    assert line.split() == [f"{year}-W{week:02d}", "teams", "3", "1", "0"]
+    assert "Ingevulde checklists per week" in result.output and "teamrondes" in result.output
     # Vertrouwen: (1+2+2+3+1)*2 + 25 = 43 points over 15 answers = 2.87
     assert re.search(r"Vertrouwen\s+2,87", result.output)
     assert re.search(r"Visie\s+-", result.output)
 
 
-def test_team_rounds_are_counted_once_their_table_exists(client, app, runner) -> None:
-    from sqlalchemy import text
+def test_team_rounds_count_once_their_leader_started_them(client, app, runner) -> None:
+    from leadform.models import TeamRound
 
     with app.app_context(), db.transaction() as s:
-        s.execute(text("CREATE TABLE team_rounds (id INTEGER PRIMARY KEY, checklist VARCHAR(40), "
-                       "created_at TIMESTAMP)"))
-        s.execute(text("INSERT INTO team_rounds (checklist, created_at) VALUES ('leiderschap', :now)"),
-                  {"now": utcnow()})
+        s.add(TeamRound(checklist="leiderschap", leader_name="Els", leader_email="els@example.be",
+                        created_at=utcnow(), confirmed_at=utcnow()))
+        s.add(TeamRound(checklist="leiderschap", leader_name="Jan", leader_email="jan@example.be",
+                        created_at=utcnow()))   # asked for, never confirmed: not started
     result = runner.invoke(args=["scorecards", "stats", "--weeks", "1"])
     assert "teamrondes" in result.output
     line = next(line for line in result.output.splitlines() if "leiderschap" in line)
