@@ -22,7 +22,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 POST = "/blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/"
-APP_PAGES = ["/download/nope"]  # an HTML page the app renders itself (page.html)
+APP_PAGES = ["/download/nope", "/team/teams/"]  # HTML pages the app renders itself (page.html)
 
 
 def page_urls(site_dir: Path) -> list[str]:
