@@ -24,10 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import (
+    RESULTS,
+    ROOT,
+    chromium,
+    compress_site,
+    gzip_server,
+    in_process_app_env,
+    make_run_server,
+    mkdocs_build,
+)
 from pypdf import PdfReader
-
-from common import RESULTS, ROOT, chromium, compress_site, gzip_server, in_process_app_env, make_run_server, \
-    mkdocs_build
 
 PATTERN = [[1, 2, 2, 3, 1], [3, 3, 3, 3, 3], [5, 4, 4, 4, 5], [2, 3, 2, 3, 2], [4, 4, 4, 4, 4]]
 PAINTED = """() => new Promise(resolve => {
