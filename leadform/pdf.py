@@ -729,7 +729,7 @@ def render_report_pdf(result: Any, *, name: str, day: Any, settings: Settings | 
         story.append(KeepTogether([Spacer(1, 6), Paragraph(f"THEMA {i} VAN {len(result.themes)}", st["kicker"]),
                                    Paragraph(_t(theme.title), st["h2"]), table]))
 
-    story += [PageBreak(), *_heading("Je antwoorden", "Wat je per uitspraak antwoordde", st)]
+    story += [CondPageBreak(90 * mm), Spacer(1, 10), *_heading("Je antwoorden", "Wat je per uitspraak antwoordde", st)]
     labels = {p.score: p.label for p in checklist.scale}
     number = 1
     for dimension, theme in zip(checklist.dimensions, result.themes, strict=True):

@@ -149,7 +149,7 @@ def chart_svg(result: Result, *, id_prefix: str = "grafiek") -> str:
     """
     checklist = result.checklist
     low, high = checklist.scale[0].score, checklist.scale[-1].score
-    width, row_h, top, bar_h = 600, 64, 8, 20
+    width, row_h, top, bar_h = 440, 56, 8, 18
     height = top + row_h * len(result.themes) + 26
     span = high - low if high > low else 1
 
@@ -171,16 +171,16 @@ def chart_svg(result: Result, *, id_prefix: str = "grafiek") -> str:
         gx = x(point.score)
         parts.append(f'<line x1="{gx}" y1="{top}" x2="{gx}" y2="{grid_bottom}" stroke="#d8cec1" stroke-width="1"/>')
         anchor = "start" if point.score == low else "end" if point.score == high else "middle"
-        parts.append(f'<text x="{gx}" y="{grid_bottom + 20}" font-size="15" fill="#4f5e63" '
+        parts.append(f'<text x="{gx}" y="{grid_bottom + 20}" font-size="14" fill="#4f5e63" '
                      f'text-anchor="{anchor}">{point.score}</text>')
     for i, theme in enumerate(result.themes):
         y = top + i * row_h
         colour = LEVEL_COLOURS[theme.level]
-        parts.append(f'<text x="0" y="{y + 22}" font-size="18" fill="#143a44">{escape(theme.title)}</text>')
-        parts.append(f'<text x="{width}" y="{y + 22}" font-size="18" font-weight="700" fill="{colour}" '
+        parts.append(f'<text x="0" y="{y + 20}" font-size="16" fill="#143a44">{escape(theme.title)}</text>')
+        parts.append(f'<text x="{width}" y="{y + 20}" font-size="16" font-weight="700" fill="{colour}" '
                      f'text-anchor="end">{theme.average_text} · {escape(theme.level_label)}</text>')
-        parts.append(f'<rect x="0" y="{y + 32}" width="{width}" height="{bar_h}" rx="4" fill="#f7f3ee"/>')
-        parts.append(f'<rect x="0" y="{y + 32}" width="{max(x(theme.average), 6)}" height="{bar_h}" rx="4" '
+        parts.append(f'<rect x="0" y="{y + 28}" width="{width}" height="{bar_h}" rx="4" fill="#f7f3ee"/>')
+        parts.append(f'<rect x="0" y="{y + 28}" width="{max(x(theme.average), 6)}" height="{bar_h}" rx="4" '
                      f'fill="{colour}"/>')
     parts.append("</svg>")
     return "".join(parts)

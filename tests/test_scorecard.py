@@ -218,3 +218,29 @@ def test_team_rounds_count_once_their_leader_started_them(client, app, runner) -
     assert "teamrondes" in result.output
     line = next(line for line in result.output.splitlines() if "leiderschap" in line)
     assert line.split()[-3:] == ["0", "0", "1"]
+
+
+def test_scoring_is_rate_limited_per_ip_like_the_other_forms(make_app) -> None:
+    from site_config import load_settings
+
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
+    client = app.test_client()
+    allowed = int(load_settings().limits.form_per_ip.split()[0])
+    statuses = [client.post("/api/scorecard/teams", data=answers()).status_code for _ in range(allowed + 1)]
+    assert statuses == [200] * allowed + [429]
+    assert count(app, AssessmentTotal, AssessmentTotal.theme == "vertrouwen", AssessmentTotal.completed == allowed) == 1
+
+
+@pytest.mark.parametrize("slug", ["teams", "leiderschap"])
+def test_the_built_page_carries_every_statement_as_a_radio_group(site_pages: dict[str, str], slug: str) -> None:
+    from selectolax.lexbor import LexborHTMLParser
+
+    checklist = load_checklist(slug)
+    page = LexborHTMLParser(site_pages[f"checklists/{slug}/index.html"])
+    form = page.css_first(f"form[action='/api/scorecard/{slug}']")
+    legends = [" ".join(n.text().split()[1:]) for n in form.css("fieldset > legend")]
+    assert legends == [" ".join(s.split()) for s in checklist.statements]
+    assert {n.attributes["name"] for n in form.css("input[type=radio]")} == set(answer_keys(checklist))
+    assert len(form.css("input[type=radio]")) == len(checklist.statements) * len(checklist.scale)
+    assert "defer" in page.css_first("script[src='/assets/javascripts/scorecard.js']").attributes
+    assert page.css_first(f"form[action='/api/checklists/{slug}']") is not None   # the blank PDF stays

@@ -122,9 +122,9 @@ def test_chart_is_self_contained_svg_with_a_text_equivalent():
         assert element.tag.removeprefix(SVG) not in {"script", "style", "image", "a", "foreignObject"}
         assert "style" not in element.attrib and not any(a.startswith("on") for a in element.attrib)
     assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    # Bar lengths follow the averages on the 1-5 scale: the full width is 600.
+    # Bar lengths follow the averages on the 1-5 scale: the full width is 440.
     bars = [r for r in root.iter(f"{SVG}rect") if r.get("fill") != "#f7f3ee"]
-    assert [float(b.get("width")) for b in bars] == [6, 300, 600, 150, 450]
+    assert [float(b.get("width")) for b in bars] == [6, 220, 440, 110, 330]
     assert [b.get("fill") for b in bars] == ["#b4561d", "#2f6b7a", "#1d4f5c", "#b4561d", "#1d4f5c"]
 
 

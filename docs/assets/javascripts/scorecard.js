@@ -17,9 +17,9 @@
     return node;
   }
 
-  // Progress: a visible bar, and a sentence screen readers hear when it changes.
+  // Progress: a visible bar and a sentence (not a live region: it would speak after every click).
   var progress = el("div", { class: "coach-scorecard__progress" });
-  var status = el("p", { class: "coach-scorecard__status", "aria-live": "polite" });
+  var status = el("p", { class: "coach-scorecard__status" });   // read on arrival; each theme heading gets focus
   var bar = el("progress", { max: String(total), value: "0", "aria-hidden": "true" });
   progress.appendChild(status);
   progress.appendChild(bar);
