@@ -302,3 +302,17 @@ def test_scorecard_js_gets_only_the_result_section(started, client, app) -> None
     body = response.get_data(as_text=True)
     assert body.lstrip().startswith('<section class="coach-result"') and "<html" not in body
     assert "Vertrouwen" in body and "4,0" in body and count(app, TeamAnswer) == 1
+
+
+def test_the_daily_purge_command_says_which_rounds_it_closed(started, client, app) -> None:
+    _, share = started
+    answer(client, share, theme_scores("teams", 3))
+    move_round(app, closes_at=utcnow() - DAY)
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["gdpr", "purge", "--dry-run"])
+    assert "team_rounds_closed: 1 would be closed" in dry.output
+    assert count(app, OutboxMail, OutboxMail.kind == "team_report_ready") == 0, "a dry run changes nothing"
+    done = runner.invoke(args=["gdpr", "purge"])
+    assert done.exit_code == 0 and "team_rounds_closed: 1 closed (report mail queued)" in done.output
+    assert "team_rounds: 0 purged" in done.output and "team_answers: 0 purged" in done.output
+    assert count(app, OutboxMail, OutboxMail.kind == "team_report_ready") == 1
