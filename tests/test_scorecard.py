@@ -260,3 +260,30 @@ def test_the_built_page_carries_every_statement_as_a_radio_group(site_pages: dic
     assert len(form.css("input[type=radio]")) == len(checklist.statements) * len(checklist.scale)
     assert "defer" in page.css_first("script[src='/assets/javascripts/scorecard.js']").attributes
     assert page.css_first(f"form[action='/api/checklists/{slug}']") is not None   # the blank PDF stays
+
+
+def test_any_answers_get_a_result_or_the_form_again_never_an_error(client) -> None:
+    """Hypothesis: whatever the fields hold (numbers off the scale, text, control characters, markup,
+    repeated fields), the answer is the result (200) or the form with the valid answers kept (400)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from werkzeug.datastructures import MultiDict
+
+    keys = answer_keys(TEAMS)
+    value = st.one_of(st.sampled_from(["1", "2", "3", "4", "5"]), st.text(max_size=12),
+                      st.integers(-10, 10).map(str), st.just("<b>4</b>"))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(keys), st.lists(value, min_size=1, max_size=2), max_size=len(keys)))
+    def check(fields: dict[str, list[str]]) -> None:
+        form = MultiDict([(k, v) for k, values in fields.items() for v in values])
+        response = client.post("/api/scorecard/teams", data=form)
+        html = response.get_data(as_text=True)
+        assert response.status_code in (200, 400), html[:300]
+        assert "<b>4</b>" not in html
+        valid = {k: form[k] for k in keys if form.get(k, "").strip() in {"1", "2", "3", "4", "5"}}
+        if response.status_code == 400:
+            for key, v in valid.items():
+                assert f'name="{key}" value="{int(v)}" checked' in html
+
+    check()
