@@ -70,7 +70,7 @@ def result_context(result: Result, form: PersonForm | None = None) -> dict[str, 
                         for n, value in enumerate(theme.answers, start=1)},
             "form": form or PersonForm(formdata=None), "csrf_token": generate_csrf(),
             "pdf_page": f"/checklists/{result.checklist.slug}/#vraag-je-checklist-aan",
-            "dutch_number": dutch_number, "days": valid_days()}
+            "dutch_number": dutch_number, "days": valid_days(), "coach_name": load_settings().coach.name}
 
 
 def result_page(result: Result, status: int = 200, form: PersonForm | None = None, notice: str | None = None):
@@ -230,10 +230,14 @@ def download_report(token: str):
             return _expired()
         lead = row.lead
         checklist = load_settings().checklist(row.checklist)
+        from leadform.pdf import render_report_pdf  # reportlab only where a PDF is made
+
+        result = score(checklist, row.answers)
         started = time.perf_counter()
-        pdf = _report_pdf(checklist, row.answers, lead.name, row.created_at)
+        pdf = render_report_pdf(result, name=lead.name, day=row.created_at.date())
         log.info("report pdf rendered bytes=%s ms=%.0f", len(pdf), (time.perf_counter() - started) * 1000)
         newly_confirmed = request.method == "GET" and lead.confirmed_at is None
+        first_use = request.method == "GET" and row.first_used_at is None
         if request.method == "GET":
             now = utcnow()
             row.use_count += 1
@@ -242,22 +246,17 @@ def download_report(token: str):
             lead.confirmed_at = now
             if lead.newsletter_requested:
                 lead.newsletter_consent_at = now
-            notice = mail.coach_new_lead(lead, checklist)
+        if first_use:  # the coach learns this prospect's scores, once per report
+            notice = mail.coach_new_report(lead, result, row.created_at)
             if notice:
                 outbox.queue(s, notice)
     log.info("report downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
-    if newly_confirmed:
+    if first_use:
         outbox.kick()
     response = current_app.response_class(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="rapport-{checklist.slug}.pdf"'
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _report_pdf(checklist: Checklist, answers: dict[str, int], name: str, created_at: dt.datetime) -> bytes:
-    from leadform.pdf import render_report_pdf
-
-    return render_report_pdf(score(checklist, answers), name=name, day=created_at.date())
 
 
 def _expired():

@@ -136,6 +136,13 @@ def test_report_request_stores_answers_with_the_lead_and_mails_a_link(csrf_app) 
     with csrf_app.app_context(), db.transaction() as s:
         assert s.scalars(select(Lead)).one().confirmed_at is not None   # double opt-in
         assert s.scalars(select(Assessment)).one().use_count == 1
+        coach = s.scalars(select(OutboxMail).where(OutboxMail.kind == "coach_new_report")).one()
+    with csrf_app.app_context():
+        told = outbox.bodies(coach)[0]
+    assert coach.to_addr == "info@voorbeeld-coaching.be" and "sofie@example.be" in told
+    assert "- Vertrouwen: 1,8 (werkpunt)" in told and "Grootste groeikans: Vertrouwen." in told
+    assert client.get("/download/" + token).status_code == 200   # a second download tells nobody again
+    assert count(csrf_app, OutboxMail, OutboxMail.kind == "coach_new_report") == 1
 
 
 def test_report_form_errors_keep_the_result_and_the_answers(csrf_app) -> None:
@@ -174,8 +181,13 @@ def test_answers_are_exported_erased_and_purged_with_the_lead(client, app) -> No
     assert assessment["answers"]["vertrouwen-1"] == 1 and "token_hash" not in assessment
     json.dumps(exported)
     with app.app_context(), db.transaction() as s:
+        mail = s.scalars(select(OutboxMail)).one()
+    assert client.get("/download/" + link_in(app, mail)).status_code == 200   # the coach is told her scores
+    assert count(app, OutboxMail, OutboxMail.kind == "coach_new_report") == 1
+    with app.app_context(), db.transaction() as s:
         erased = erase_person(s, "sofie@example.be")
     assert len(erased["assessments"]) == 1 and count(app, Assessment) == 0
+    assert count(app, OutboxMail) == 0   # the link's mail and the coach's mail about her
     assert count(app, AssessmentTotal) == 5   # anonymous totals stay: nothing in them points to her
 
     request_report(client)
