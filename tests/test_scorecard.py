@@ -189,6 +189,7 @@ def test_answers_are_exported_erased_and_purged_with_the_lead(client, app) -> No
     assert len(erased["assessments"]) == 1 and count(app, Assessment) == 0
     assert count(app, OutboxMail) == 0   # the link's mail and the coach's mail about her
     assert count(app, AssessmentTotal) == 5   # anonymous totals stay: nothing in them points to her
+    assert count(app, AssessmentTotal, AssessmentTotal.completed == 1, AssessmentTotal.reports == 1) == 5
 
     request_report(client)
     with app.app_context(), db.transaction() as s:
