@@ -98,7 +98,32 @@ def result_times(browser, url: str, runs: int) -> dict[str, list[float]]:
     return times
 
 
-def screenshots(browser, url: str, shots: Path) -> list[str]:
+def mail_html(mail_dir: Path, seconds: float = 15) -> str:
+    """The HTML part of the newest report mail the server wrote (the file backend of `make run`)."""
+    import email
+    from email import policy
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for path in sorted(mail_dir.glob("*.eml"), reverse=True):
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            if "rapport" in message["Subject"]:
+                return message.get_body(("html",)).get_content()
+        time.sleep(0.2)
+    raise RuntimeError(f"no report mail in {mail_dir}")
+
+
+def shot(page, path: Path, **options) -> None:
+    """A screenshot once the page has loaded; Chromium under load now and then refuses the first try."""
+    page.wait_for_load_state("load")
+    try:
+        page.screenshot(path=str(path), **options)
+    except Exception:  # noqa: BLE001 - "Unable to capture screenshot": once more after a pause
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(path), **options)
+
+
+def screenshots(browser, url: str, shots: Path, mail_dir: Path) -> list[str]:
     from leadform.scoring import load_checklist
 
     dims = [d.id for d in load_checklist("teams").dimensions]
@@ -109,7 +134,7 @@ def screenshots(browser, url: str, shots: Path) -> list[str]:
         page.goto(url + "/checklists/teams/")
         page.get_by_role("button", name="Alles weigeren").click()   # the cookie banner, once per context
         page.locator("#vul-de-checklist-meteen-hier-in").scroll_into_view_if_needed()
-        page.screenshot(path=str(shots / f"{width}-01-pagina.png"))
+        shot(page, shots / f"{width}-01-pagina.png")
         page.locator("#teams-vertrouwen-1 label").nth(0).click()
         page.get_by_role("button", name="Volgende thema").click()
         page.locator("form[data-scorecard]").screenshot(path=str(shots / f"{width}-02-open-uitspraken.png"))
@@ -117,7 +142,7 @@ def screenshots(browser, url: str, shots: Path) -> list[str]:
         page.get_by_role("button", name="Toon mijn resultaat").click()
         page.get_by_role("heading", name="Je resultaat", exact=True).wait_for()
         page.wait_for_timeout(400)
-        page.screenshot(path=str(shots / f"{width}-04-resultaat-scherm.png"))
+        shot(page, shots / f"{width}-04-resultaat-scherm.png")
         box = page.locator("#resultaat").bounding_box()   # the whole result, without the sticky header on it
         box["y"] += page.evaluate("window.scrollY")
         page.screenshot(path=str(shots / f"{width}-05-resultaat-geheel.png"), full_page=True, clip=box)
@@ -128,7 +153,10 @@ def screenshots(browser, url: str, shots: Path) -> list[str]:
         report.screenshot(path=str(shots / f"{width}-06-rapport-aanvragen.png"))
         report.get_by_role("button", name="Stuur mij mijn persoonlijk rapport").click()
         page.wait_for_url("**/rapport-verstuurd/")
-        page.screenshot(path=str(shots / f"{width}-07-rapport-verstuurd.png"))
+        shot(page, shots / f"{width}-07-rapport-verstuurd.png")
+        mail_page = context.new_page()   # about:blank: the site's CSP would refuse the mail's inline styles
+        mail_page.set_content(mail_html(mail_dir))
+        mail_page.screenshot(path=str(shots / f"{width}-07b-mail.png"), full_page=True)
         context.close()
         context = browser.new_context(java_script_enabled=False,
                                       viewport={"width": width, "height": 900 if width > 500 else 844})
@@ -136,10 +164,10 @@ def screenshots(browser, url: str, shots: Path) -> list[str]:
         page.goto(url + "/checklists/teams/")
         answer(page, "teams", dims, [PATTERN[0][:4], *PATTERN[1:]], step=False)
         page.get_by_role("button", name="Toon mijn resultaat").click()
-        page.screenshot(path=str(shots / f"{width}-08-zonder-js-onvolledig.png"))
+        shot(page, shots / f"{width}-08-zonder-js-onvolledig.png")
         page.locator("#teams-vertrouwen-5 label").nth(0).click()
         page.get_by_role("button", name="Toon mijn resultaat").click()
-        page.screenshot(path=str(shots / f"{width}-09-zonder-js-resultaat.png"), full_page=True)
+        shot(page, shots / f"{width}-09-zonder-js-resultaat.png", full_page=True)
         context.close()
     return sorted(p.name for p in shots.glob("*.png"))
 
@@ -212,7 +240,7 @@ def main() -> None:
                                  env={"LEADFORM_RATELIMIT_ENABLED": "false"}) as url:
                 times = result_times(browser, url, args.runs)
                 out["result_ms"] = {k: summary(v) for k, v in times.items()}
-                out["screenshots"] = screenshots(browser, url, args.shots)
+                out["screenshots"] = screenshots(browser, url, args.shots, Path(tmp) / "instance" / "mail")
         out["report_pdf"] = report_pdf(args.runs, args.shots)
     print(json.dumps(out, indent=2))
     (RESULTS / "scorecard.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """gunicorn settings: the app behind nginx (`gunicorn -c deploy/gunicorn.conf.py`), and `make run`.
 
-In production only the app (/api/, /download/) runs here; nginx serves site/ (deploy/nginx.conf).
+In production only the app (/api/, /download/, /team/) runs here; nginx serves site/ (deploy/nginx.conf).
 `make run` serves both on one origin from one worker: `leadform.wsgi:with_site()`. The app reads
 its own configuration from LEADFORM_* variables: at least LEADFORM_SECRET_KEY,
 LEADFORM_PUBLIC_HTTPS=true (__Host- Secure cookies, HSTS) and, with more than one worker,

@@ -46,7 +46,7 @@ log = logging.getLogger("leadform.gdpr")
 gdpr_cli = AppGroup("gdpr", help="Export or erase one person's data; purge what is past its retention.")
 
 # Mail to the coach that carries a visitor's address in its body or headers.
-ABOUT_KINDS = ("contact_to_coach", "coach_new_lead", "coach_mail_failed", "coach_team_round")
+ABOUT_KINDS = ("contact_to_coach", "coach_new_lead", "coach_mail_failed", "coach_new_report", "coach_team_round")
 CONTACT_KINDS = ("contact_to_coach", "contact_confirmation")
 NOT_EXPORTED = {"token_hash"}  # a hash of a link's secret: useless to the person, a risk in a file
 

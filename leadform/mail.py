@@ -47,6 +47,7 @@ TEMPLATES = {
     "team_report_ready": ("team_report_ready", True),
     "coach_team_round": ("coach_team_round", False),
     "scorecard_report": ("scorecard_report", True),
+    "coach_new_report": ("coach_new_report", False),
 }
 WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 
@@ -106,6 +107,20 @@ def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
                 {"checklist": checklist.slug, "lead": {
                     "name": lead.name, "email": lead.email, "newsletter": lead.newsletter_consent_at is not None,
                     "requested": lead.created_at.strftime(WHEN)}})
+
+
+def coach_new_report(lead: Any, result: Any, asked_at: Any) -> Mail | None:
+    """The coach learns a prospect's scores once they confirmed by downloading their report
+    (`result` is a leadform.scoring.Result)."""
+    if not current_app.config["NOTIFY_COACH"]:
+        return None
+    checklist = result.checklist
+    return Mail("coach_new_report", coach_address(), f"Nieuw persoonlijk rapport: {checklist.title}",
+                {"checklist": checklist.slug, "lead": {"name": lead.name, "email": lead.email,
+                                                       "requested": asked_at.strftime(WHEN)},
+                 "themes": [{"title": t.title, "average": t.average_text, "level": t.level_label}
+                            for t in result.themes],
+                 "weakest": result.weakest.title, "even": result.even})
 
 
 def contact_to_coach(message: Any, subject_label: str) -> Mail:

@@ -195,7 +195,8 @@ class Assessment(Base):
 
 class AssessmentTotal(Base):
     """Anonymous totals of completed self-assessments per week, checklist and theme: how many were
-    completed, how many answers and their sum. No single visitor's answers can be read back."""
+    completed, how many answers and their sum, how many asked for a report. No single visitor's
+    answers can be read back, and the counts outlive the erasure or purge of the leads behind them."""
 
     __tablename__ = "assessment_totals"
     __table_args__ = (UniqueConstraint("week", "checklist", "theme", name="uq_assessment_totals_week_theme"),)
@@ -207,3 +208,4 @@ class AssessmentTotal(Base):
     completed: Mapped[int] = mapped_column(Integer, default=0)
     answers: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
+    reports: Mapped[int] = mapped_column(Integer, default=0)   # personal reports asked (kept after erasure)

@@ -70,7 +70,7 @@ def result_context(result: Result, form: PersonForm | None = None) -> dict[str, 
                         for n, value in enumerate(theme.answers, start=1)},
             "form": form or PersonForm(formdata=None), "csrf_token": generate_csrf(),
             "pdf_page": f"/checklists/{result.checklist.slug}/#vraag-je-checklist-aan",
-            "dutch_number": dutch_number, "days": valid_days()}
+            "dutch_number": dutch_number, "days": valid_days(), "coach_name": load_settings().coach.name}
 
 
 def result_page(result: Result, status: int = 200, form: PersonForm | None = None, notice: str | None = None):
@@ -94,16 +94,27 @@ def week_of(moment: dt.datetime) -> dt.date:
 def count_completed(s: Session, result: Result, now: dt.datetime | None = None) -> None:
     """Add one completed assessment to the week's totals: per theme a count, answers and their sum.
     One upsert per theme, so concurrent visitors add up instead of overwriting each other."""
+    _add_to_totals(s, result, now, completed=1, report=0)
+
+
+def count_report(s: Session, result: Result, now: dt.datetime | None = None) -> None:
+    """Add one report request to the week's totals (the anonymous count stays when the lead goes)."""
+    _add_to_totals(s, result, now, completed=0, report=1)
+
+
+def _add_to_totals(s: Session, result: Result, now: dt.datetime | None, completed: int, report: int) -> None:
     week = week_of(now or utcnow())
     insert = db.dialect_insert(s.get_bind().dialect.name, AssessmentTotal)
     for theme in result.themes:
-        row = insert.values(week=week, checklist=result.checklist.slug, theme=theme.id, completed=1,
-                            answers=len(theme.answers), points=sum(theme.answers))
+        row = insert.values(week=week, checklist=result.checklist.slug, theme=theme.id, completed=completed,
+                            answers=len(theme.answers) * completed, points=sum(theme.answers) * completed,
+                            reports=report)
         s.execute(row.on_conflict_do_update(
             index_elements=[AssessmentTotal.week, AssessmentTotal.checklist, AssessmentTotal.theme],
-            set_={"completed": AssessmentTotal.completed + 1,
+            set_={"completed": AssessmentTotal.completed + row.excluded.completed,
                   "answers": AssessmentTotal.answers + row.excluded.answers,
-                  "points": AssessmentTotal.points + row.excluded.points}))
+                  "points": AssessmentTotal.points + row.excluded.points,
+                  "reports": AssessmentTotal.reports + row.excluded.reports}))
 
 
 # -- report links ----------------------------------------------------------------------------------------
@@ -177,6 +188,7 @@ def request_report(slug: str):
         with s.begin():
             lead_id, is_new, _ = save_lead(s, slug, form.email.data, form.name.data, False)
             queued = _store_report(s, lead_id, checklist, answers, secret, message)
+            count_report(s, result)
     except SQLAlchemyError as exc:
         log.error("report request not stored checklist=%s error=%s", slug, type(exc).__name__)
         return result_page(result, 503, form, notice=UNAVAILABLE)
@@ -230,10 +242,14 @@ def download_report(token: str):
             return _expired()
         lead = row.lead
         checklist = load_settings().checklist(row.checklist)
+        from leadform.pdf import render_report_pdf  # reportlab only where a PDF is made
+
+        result = score(checklist, row.answers)
         started = time.perf_counter()
-        pdf = _report_pdf(checklist, row.answers, lead.name, row.created_at)
+        pdf = render_report_pdf(result, name=lead.name, day=row.created_at.date())
         log.info("report pdf rendered bytes=%s ms=%.0f", len(pdf), (time.perf_counter() - started) * 1000)
         newly_confirmed = request.method == "GET" and lead.confirmed_at is None
+        first_use = request.method == "GET" and row.first_used_at is None
         if request.method == "GET":
             now = utcnow()
             row.use_count += 1
@@ -242,22 +258,17 @@ def download_report(token: str):
             lead.confirmed_at = now
             if lead.newsletter_requested:
                 lead.newsletter_consent_at = now
-            notice = mail.coach_new_lead(lead, checklist)
+        if first_use:  # the coach learns this prospect's scores, once per report
+            notice = mail.coach_new_report(lead, result, row.created_at)
             if notice:
                 outbox.queue(s, notice)
     log.info("report downloaded lead_id=%s confirmed_now=%s", lead.id, newly_confirmed)
-    if newly_confirmed:
+    if first_use:
         outbox.kick()
     response = current_app.response_class(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="rapport-{checklist.slug}.pdf"'
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _report_pdf(checklist: Checklist, answers: dict[str, int], name: str, created_at: dt.datetime) -> bytes:
-    from leadform.pdf import render_report_pdf
-
-    return render_report_pdf(score(checklist, answers), name=name, day=created_at.date())
 
 
 def _expired():
@@ -288,19 +299,16 @@ def weekly(s: Session, weeks: int, now: dt.datetime | None = None) -> dict[str, 
         (first + dt.timedelta(weeks=i), slug): {"completed": 0, "reports": 0, "rounds": 0}
         for i in range(weeks) for slug in slugs}
     themes: dict[tuple[str, str], list[int]] = {}
-    for week, checklist, theme, completed, answers, points in s.execute(
+    for week, checklist, theme, completed, answers, points, reports in s.execute(
             select(AssessmentTotal.week, AssessmentTotal.checklist, AssessmentTotal.theme,
-                   AssessmentTotal.completed, AssessmentTotal.answers, AssessmentTotal.points)
-            .where(AssessmentTotal.week >= first)):
-        if (week, checklist) in rows:  # every theme counts the same assessments: take the largest
-            rows[week, checklist]["completed"] = max(rows[week, checklist]["completed"], completed)
+                   AssessmentTotal.completed, AssessmentTotal.answers, AssessmentTotal.points,
+                   AssessmentTotal.reports).where(AssessmentTotal.week >= first)):
+        if (week, checklist) in rows:  # every theme row counts the same events: take the largest
+            row = rows[week, checklist]
+            row["completed"], row["reports"] = max(row["completed"], completed), max(row["reports"], reports)
         sums = themes.setdefault((checklist, theme), [0, 0])
         sums[0] += answers
         sums[1] += points
-    for created_at, checklist in s.execute(select(Assessment.created_at, Assessment.checklist)
-                                           .where(Assessment.created_at >= since)):
-        if (week_of(created_at), checklist) in rows:
-            rows[week_of(created_at), checklist]["reports"] += 1
     has_rounds = inspect(s.connection()).has_table("team_rounds")
     if has_rounds:
         # A round counts as started when its leader confirmed it (leadform/teams.py), not when asked for.

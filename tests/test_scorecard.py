@@ -136,6 +136,13 @@ def test_report_request_stores_answers_with_the_lead_and_mails_a_link(csrf_app) 
     with csrf_app.app_context(), db.transaction() as s:
         assert s.scalars(select(Lead)).one().confirmed_at is not None   # double opt-in
         assert s.scalars(select(Assessment)).one().use_count == 1
+        coach = s.scalars(select(OutboxMail).where(OutboxMail.kind == "coach_new_report")).one()
+    with csrf_app.app_context():
+        told = outbox.bodies(coach)[0]
+    assert coach.to_addr == "info@voorbeeld-coaching.be" and "sofie@example.be" in told
+    assert "- Vertrouwen: 1,8 (werkpunt)" in told and "Grootste groeikans: Vertrouwen." in told
+    assert client.get("/download/" + token).status_code == 200   # a second download tells nobody again
+    assert count(csrf_app, OutboxMail, OutboxMail.kind == "coach_new_report") == 1
 
 
 def test_report_form_errors_keep_the_result_and_the_answers(csrf_app) -> None:
@@ -174,9 +181,15 @@ def test_answers_are_exported_erased_and_purged_with_the_lead(client, app) -> No
     assert assessment["answers"]["vertrouwen-1"] == 1 and "token_hash" not in assessment
     json.dumps(exported)
     with app.app_context(), db.transaction() as s:
+        mail = s.scalars(select(OutboxMail)).one()
+    assert client.get("/download/" + link_in(app, mail)).status_code == 200   # the coach is told her scores
+    assert count(app, OutboxMail, OutboxMail.kind == "coach_new_report") == 1
+    with app.app_context(), db.transaction() as s:
         erased = erase_person(s, "sofie@example.be")
     assert len(erased["assessments"]) == 1 and count(app, Assessment) == 0
+    assert count(app, OutboxMail) == 0   # the link's mail and the coach's mail about her
     assert count(app, AssessmentTotal) == 5   # anonymous totals stay: nothing in them points to her
+    assert count(app, AssessmentTotal, AssessmentTotal.completed == 1, AssessmentTotal.reports == 1) == 5
 
     request_report(client)
     with app.app_context(), db.transaction() as s:
@@ -244,3 +257,30 @@ def test_the_built_page_carries_every_statement_as_a_radio_group(site_pages: dic
     assert len(form.css("input[type=radio]")) == len(checklist.statements) * len(checklist.scale)
     assert "defer" in page.css_first("script[src='/assets/javascripts/scorecard.js']").attributes
     assert page.css_first(f"form[action='/api/checklists/{slug}']") is not None   # the blank PDF stays
+
+
+def test_any_answers_get_a_result_or_the_form_again_never_an_error(client) -> None:
+    """Hypothesis: whatever the fields hold (numbers off the scale, text, control characters, markup,
+    repeated fields), the answer is the result (200) or the form with the valid answers kept (400)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from werkzeug.datastructures import MultiDict
+
+    keys = answer_keys(TEAMS)
+    value = st.one_of(st.sampled_from(["1", "2", "3", "4", "5"]), st.text(max_size=12),
+                      st.integers(-10, 10).map(str), st.just("<b>4</b>"))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(keys), st.lists(value, min_size=1, max_size=2), max_size=len(keys)))
+    def check(fields: dict[str, list[str]]) -> None:
+        form = MultiDict([(k, v) for k, values in fields.items() for v in values])
+        response = client.post("/api/scorecard/teams", data=form)
+        html = response.get_data(as_text=True)
+        assert response.status_code in (200, 400), html[:300]
+        assert "<b>4</b>" not in html
+        valid = {k: form[k] for k in keys if form.get(k, "").strip() in {"1", "2", "3", "4", "5"}}
+        if response.status_code == 400:
+            for key, v in valid.items():
+                assert f'name="{key}" value="{int(v)}" checked' in html
+
+    check()

@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('completed', sa.Integer(), nullable=False),
     sa.Column('answers', sa.Integer(), nullable=False),
     sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('reports', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('week', 'checklist', 'theme', name='uq_assessment_totals_week_theme')
     )
