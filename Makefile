@@ -4,7 +4,11 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
+<<<<<<< HEAD
 .PHONY: setup build rollback run serve test mutation new-post deploy leads export outbox outbox-retry messages consent-stats clean
+=======
+.PHONY: setup build rollback run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
+>>>>>>> teamround
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -86,6 +90,8 @@ outbox-retry: setup
 	$(FLASK) outbox retry
 consent-stats: setup
 	$(FLASK) consent stats
+scorecards: setup
+	$(FLASK) scorecards stats
 
 clean:
 	rm -rf site releases .pytest_cache test-artifacts
