@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
+.PHONY: setup build rollback run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,11 +13,14 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-## build: check and build the site into site/ (with .gz copies for the server) and the checklist PDFs
+## build: check and build the site into a new releases/<id> (with .gz copies) and the checklist PDFs;
+## only when every check passed does `site` point to it (one rename). The last 5 releases stay.
 build: setup
-	$(BIN)/python -m leadform.pdf instance/pdfs & pdfs=$$!; \
-	$(BIN)/mkdocs build --strict && $(BIN)/python -m whitenoise.compress --quiet --no-brotli site; \
-	site=$$?; wait $$pdfs && exit $$site
+	$(BIN)/python -m site_config.publish build
+
+## rollback: put the release before the current one back online
+rollback: setup
+	$(BIN)/python -m site_config.publish rollback
 
 ## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT) (gunicorn, SQLite, mail in files)
 run: build
@@ -74,4 +77,4 @@ scorecards: setup
 	$(FLASK) scorecards stats
 
 clean:
-	rm -rf site .pytest_cache test-artifacts
+	rm -rf site releases .pytest_cache test-artifacts

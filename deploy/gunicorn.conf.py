@@ -20,7 +20,10 @@ preload_app = False          # each worker opens its own database connections af
 timeout = 30                 # the visitor's request never waits on the mail server (outbox)
 graceful_timeout = 20
 keepalive = 5                # nginx keeps upstream connections open (upstream keepalive)
-max_requests = 2000          # recycle workers now and then
+# Recycle workers now and then, but only when others answer meanwhile: a lone worker (`make run`) that
+# recycles leaves every visitor waiting while its replacement boots (11 s on a loaded machine in
+# tests/test_publish.py, at about the 2000th request).
+max_requests = 2000 if workers > 1 else 0
 max_requests_jitter = 200
 limit_request_line = 8190
 limit_request_fields = 100

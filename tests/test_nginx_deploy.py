@@ -43,7 +43,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("deploy")
     env = {"LEADFORM_SECRET_KEY": "test-" + "0" * 40, "LEADFORM_PDF_DIR": str(pdf_dir),
            "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_RATELIMIT_ENABLED": "false",
-           "LEADFORM_MAIL_BACKEND": "file"}
+           "LEADFORM_MAIL_BACKEND": "file", "LEADFORM_ALLOW_FILE_MAIL": "1"}
     if TEST_DATABASE_URL:  # this run's PostgreSQL database, its schema made before the app starts on it
         request.getfixturevalue("_postgresql_schema")
         env["LEADFORM_DATABASE_URL"] = TEST_DATABASE_URL
