@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build rollback run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
+.PHONY: setup build rollback run serve test mutation new-post deploy leads export outbox outbox-retry messages consent-stats scorecards clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -59,8 +59,21 @@ mutation: setup
 new-post: setup
 	$(BIN)/python -m site_config.new_post "$(TITLE)"
 
+## deploy: build and publish to the server (DEPLOY_HOST=user@server; deploy/README.md, "Deploy on push")
+deploy: setup
+	deploy/deploy.sh
+
 ## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
+# On the server they read the production database, through the settings file the service reads
+# (LEADFORM_ENV_FILE, default /etc/coach/leadform.env): used whenever its folder exists or it is named,
+# so a file the user may not read stops the command rather than showing an empty development database.
+# Elsewhere: the development SQLite file in instance/ with a development secret.
+LEADFORM_ENV_FILE ?= /etc/coach/leadform.env
+ifneq ($(or $(filter-out file,$(origin LEADFORM_ENV_FILE)),$(wildcard $(dir $(LEADFORM_ENV_FILE)))),)
+FLASK := set -a && . $(abspath $(LEADFORM_ENV_FILE)) && set +a && $(BIN)/flask --app leadform
+else
 FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform
+endif
 leads: setup
 	$(FLASK) leads list
 export: setup
