@@ -2,7 +2,7 @@
 
 Behind Caddy (deploy/Caddyfile, systemd/coach-leadform.service) and under `make run` it serves the site
 and the app on one origin: `leadform.wsgi:with_site()`. Behind nginx (deploy/nginx.conf) only the app
-(/api/, /download/) runs here, the default below, and nginx serves site/. The app reads
+(/api/, /download/, /team/) runs here, the default below, and nginx serves site/. The app reads
 its own configuration from LEADFORM_* variables: at least LEADFORM_SECRET_KEY,
 LEADFORM_PUBLIC_HTTPS=true (__Host- Secure cookies, HSTS) and, with more than one worker,
 LEADFORM_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 so that all workers count together, and

@@ -33,13 +33,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _finish_config(app)
     _init_logging(app)
 
-    from leadform import checklists, cli, consent, contact, db, errors, outbox, scorecards, web
+    from leadform import checklists, cli, consent, contact, db, errors, outbox, scorecards, teams, web
 
     db.init_app(app)
     if app.config["MIGRATE_ON_START"]:
         db.upgrade(app.extensions["leadform.engine"])
     web.init_app(app)
-    for blueprint in (checklists.bp, contact.bp, consent.bp, consent.analytics_bp, scorecards.bp):
+    for blueprint in (checklists.bp, contact.bp, consent.bp, consent.analytics_bp, scorecards.bp, teams.bp):
         app.register_blueprint(blueprint)
     checklists.ensure_pdfs(app)
     errors.init_app(app)

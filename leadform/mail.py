@@ -43,6 +43,9 @@ TEMPLATES = {
     "contact_to_coach": ("contact_to_coach", True),
     "contact_confirmation": ("contact_confirmation", True),
     "coach_mail_failed": ("mail_failed", False),
+    "team_round_link": ("team_round_link", True),
+    "team_report_ready": ("team_report_ready", True),
+    "coach_team_round": ("coach_team_round", False),
     "scorecard_report": ("scorecard_report", True),
     "coach_new_report": ("coach_new_report", False),
 }
@@ -132,6 +135,32 @@ def contact_confirmation(message: Any) -> Mail | None:
         return None
     return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen",
                 {"message": {"name": message.name}})
+
+
+def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
+    """The leader's link: opening it confirms the address and starts the round (double opt-in)."""
+    settings = load_settings()
+    return Mail("team_round_link", leader.email, f"Bevestig je teamronde met de {checklist.title}",
+                {"leader": {"name": leader.name}, "checklist": checklist.slug, "link": link,
+                 "open_days": settings.limits.team_round_open_days})
+
+
+def team_report_ready(team_round: Any, checklist: Checklist, link: str, answers: int, minimum: int) -> Mail:
+    """Sent when a round closes: the link to its report, or why there is none."""
+    settings = load_settings()
+    return Mail("team_report_ready", team_round.leader_email, f"Je teamronde met de {checklist.title} is afgesloten",
+                {"leader": {"name": team_round.leader_name}, "checklist": checklist.slug, "link": link,
+                 "answers": answers, "minimum": minimum, "kept_days": settings.retention.team_round_days})
+
+
+def coach_team_round(team_round: Any, checklist: Checklist) -> Mail | None:
+    """The coach hears of each round a leader starts (on confirmation), as of each confirmed lead."""
+    if not current_app.config["NOTIFY_COACH"]:
+        return None
+    return Mail("coach_team_round", coach_address(), f"Nieuwe teamronde gestart: {checklist.title}",
+                {"checklist": checklist.slug, "leader": {"name": team_round.leader_name,
+                                                         "email": team_round.leader_email},
+                 "closes": team_round.closes_at.strftime(WHEN)})
 
 
 def failure_report(mail: Any, error: str) -> Mail:

@@ -311,8 +311,9 @@ def weekly(s: Session, weeks: int, now: dt.datetime | None = None) -> dict[str, 
         sums[1] += points
     has_rounds = inspect(s.connection()).has_table("team_rounds")
     if has_rounds:
+        # A round counts as started when its leader confirmed it (leadform/teams.py), not when asked for.
         for created_at, checklist in s.execute(text(
-                "SELECT created_at, checklist FROM team_rounds WHERE created_at >= :since"), {"since": since}):
+                "SELECT confirmed_at, checklist FROM team_rounds WHERE confirmed_at >= :since"), {"since": since}):
             if isinstance(created_at, str):
                 created_at = dt.datetime.fromisoformat(created_at)
             if (week_of(created_at), checklist) in rows:

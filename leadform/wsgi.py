@@ -1,6 +1,6 @@
 """The WSGI entry points, for gunicorn (deploy/gunicorn.conf.py).
 
-- `application()`: the app alone (/api/, /download/), for production behind nginx, which serves site/.
+- `application()`: the app alone (/api/, /download/, /team/), for production behind nginx, which serves site/.
 - `with_site()`: the app and the built site on one origin, as `make run` serves them: WhiteNoise
   serves site/ (folders to their index.html, a year's cache for fingerprinted assets, the .gz files
   `make build` writes), with the same security headers as the app and the build's Content-Security-
@@ -26,7 +26,7 @@ from leadform.config import ConfigError
 from leadform.web import APP_POLICY, response_headers
 from site_config import csp
 
-APP_PREFIXES = ("/api/", "/download/")
+APP_PREFIXES = ("/api/", "/download/", "/team/")
 APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
 FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,}\.min\.(js|css)$|/assets/(javascripts|stylesheets)/.*\.[0-9a-f]{8}\.")
 
@@ -49,7 +49,7 @@ def with_site(test_config: dict[str, Any] | None = None) -> Callable[..., Iterab
 
 
 def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[..., Iterable[bytes]]:
-    """Requests under /api/ and /download/ go to the app, everything else to the static site.
+    """Requests under /api/, /download/ and /team/ go to the app, everything else to the static site.
 
     `site_dir` may be a symlink to a release (site_config/publish.py swaps it in one rename): each
     request resolves it once and is served wholly from that release, its files, 404 page and policy,

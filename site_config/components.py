@@ -102,6 +102,9 @@ def retention_table(env) -> Callable[[], str]:
             f"| Berichten via het contactformulier | {r.contact_message_years} jaar |\n"
             f"| Inhoud van verstuurde e-mails | {r.delivered_mail_body_days} dagen |\n"
             f"| Bewijs van je cookiekeuze (zonder IP-adres) | {r.consent_record_years} jaar |\n"
+            f"| Teamronde die je niet bevestigt | {r.unconfirmed_lead_days} dagen |\n"
+            f"| Teamronde: naam en e-mailadres van de leidinggevende en de anonieme antwoorden | "
+            f"{r.team_round_days} dagen nadat de ronde afsloot |\n"
         )
 
     return render

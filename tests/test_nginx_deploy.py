@@ -89,7 +89,7 @@ def test_dotfiles_are_not_served(deployment) -> None:
 
 
 def test_app_responses_carry_the_apps_headers_once(deployment) -> None:
-    for path, status in [("/api/csrf", 200), ("/download/nope", 404)]:
+    for path, status in [("/api/csrf", 200), ("/download/nope", 404), ("/team/r/nope", 404)]:
         response = fetch(deployment, path)
         assert response.status == status, path
         assert_secure(response.headers, APP_POLICY, https=True)

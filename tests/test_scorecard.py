@@ -212,41 +212,25 @@ def test_coach_sees_weekly_counts_and_theme_averages_in_dutch(client, app, runne
     assert result.exit_code == 0, result.output
     year, week, _ = utcnow().date().isocalendar()
     line = next(line for line in result.output.splitlines() if line.startswith(f"{year}-W{week:02d}"))
-    assert line.split() == [f"{year}-W{week:02d}", "teams", "3", "1"]
-    assert "Ingevulde checklists per week" in result.output and "teamrondes" not in result.output
+    assert line.split() == [f"{year}-W{week:02d}", "teams", "3", "1", "0"]
+    assert "Ingevulde checklists per week" in result.output and "teamrondes" in result.output
     # Vertrouwen: (1+2+2+3+1)*2 + 25 = 43 points over 15 answers = 2.87
     assert re.search(r"Vertrouwen\s+2,87", result.output)
     assert re.search(r"Visie\s+-", result.output)
 
 
-def test_team_rounds_are_counted_once_their_table_exists(client, app, runner) -> None:
-    """`team_rounds` belongs to the team rounds (another module): its own model once merged, else a
-    stand-in with the two columns the count reads."""
-    from sqlalchemy import Column, DateTime, MetaData, String, Table, insert
+def test_team_rounds_count_once_their_leader_started_them(client, app, runner) -> None:
+    from leadform.models import TeamRound
 
-    from leadform.models import Base
-
-    engine = app.extensions["leadform.engine"]
-    table = Base.metadata.tables.get("team_rounds")
-    stand_in = table is None
-    if stand_in:
-        table = Table("team_rounds", MetaData(), Column("id", String(32), primary_key=True),
-                      Column("checklist", String(40)), Column("created_at", DateTime))
-        table.create(engine)
-    values: dict[str, object] = {"id": "a" * 32, "checklist": "leiderschap", "created_at": utcnow()}
-    for column in table.columns:   # whatever else the real table requires
-        if column.name not in values and not column.nullable and column.default is None:
-            values[column.name] = utcnow() if isinstance(column.type, DateTime) else "x"
-    try:
-        with engine.begin() as connection:
-            connection.execute(insert(table).values(**values))
-        result = runner.invoke(args=["scorecards", "stats", "--weeks", "1"])
-        assert "teamrondes" in result.output
-        line = next(line for line in result.output.splitlines() if "leiderschap" in line)
-        assert line.split()[-3:] == ["0", "0", "1"]
-    finally:
-        if stand_in:
-            table.drop(engine)
+    with app.app_context(), db.transaction() as s:
+        s.add(TeamRound(checklist="leiderschap", leader_name="Els", leader_email="els@example.be",
+                        created_at=utcnow(), confirmed_at=utcnow()))
+        s.add(TeamRound(checklist="leiderschap", leader_name="Jan", leader_email="jan@example.be",
+                        created_at=utcnow()))   # asked for, never confirmed: not started
+    result = runner.invoke(args=["scorecards", "stats", "--weeks", "1"])
+    assert "teamrondes" in result.output
+    line = next(line for line in result.output.splitlines() if "leiderschap" in line)
+    assert line.split()[-3:] == ["0", "0", "1"]
 
 
 def test_scoring_is_rate_limited_per_ip_like_the_other_forms(make_app) -> None:
