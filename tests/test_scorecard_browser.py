@@ -163,4 +163,9 @@ def test_axe_finds_no_serious_issue_on_the_page_and_the_result(browser, live_ser
     serious = {where: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
                        if v["impact"] in ("serious", "critical")] for where, violations in found.items()}
     assert serious == {"page": [], "result": []}
+    page.get_by_role("link", name="pas je antwoorden aan").click()   # back to the form, answers kept
+    expect(page.locator(f"#leiderschap-thema-{checklist.dimensions[0].id}-titel")).to_be_focused()
+    expect(page.locator(".coach-scorecard__status")).to_have_text(
+        f"Thema 1 van 5 · {len(checklist.statements)} van {len(checklist.statements)} uitspraken beantwoord")
+    expect(page.get_by_role("heading", name="Je resultaat", exact=True)).to_have_count(0)
     context.close()
