@@ -6,6 +6,8 @@ MkDocs loads this file by path, so it stays thin and imports the installed
 
 from __future__ import annotations
 
+import logging
+import posixpath
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -14,7 +16,7 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings
+from site_config import ConfigError, csp, fingerprint, images, load_settings
 from site_config.checks import check_finished_page, check_markdown_links, check_post_file
 
 
@@ -24,6 +26,13 @@ def _fail(problems: list[str]) -> None:
 
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
+_cards: dict[str, str] = {}  # page URL -> title, for the share cards written in on_post_build
+log = logging.getLogger("mkdocs.hooks.site_config")
+
+# Pages that sell rather than document: no table of contents beside them (the top tabs are the menu).
+MARKETING = ("index.md", "over.md", "contact.md", "diensten/", "checklists/")
+# Below this many posts the blog shows no archive and no categories: a tree beside one post is noise.
+BLOG_TREE_FROM = 6
 
 
 @event_priority(100)
@@ -37,6 +46,14 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_url = settings.site.url
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
+    if settings.placeholders:
+        lines = ", ".join(p.split(":")[0].removeprefix("regel ") for p in settings.placeholders)
+        log.info(f"VOORBEELD: site_config/site.yml heeft nog {len(settings.placeholders)} voorbeeldwaarden "
+                 f"(regels {lines}): vervang ze door je eigen gegevens, foto's en getuigenissen.")
+    blog = config.plugins["material/blog"].config
+    posts = Path(config.docs_dir) / blog.blog_dir / "posts"
+    if len(list(posts.rglob("*.md"))) < BLOG_TREE_FROM:
+        blog.archive = blog.categories = False
     return config
 
 
@@ -63,10 +80,19 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     Also: outside the blog the top tabs are the whole navigation, so the doc-style
     sidebar is hidden; the blog keeps it for its archive and categories.
     """
-    if not page.file.src_uri.startswith("blog/"):
-        hide = page.meta.setdefault("hide", [])
-        if "navigation" not in hide:
-            hide.append("navigation")
+    src = page.file.src_uri
+    blog_tree = config.plugins["material/blog"].config.archive
+    hide = page.meta.setdefault("hide", [])
+    for what, when in (("navigation", not src.startswith("blog/") or not blog_tree),
+                       ("toc", src.startswith(MARKETING) or src.startswith("blog/"))):
+        if when and what not in hide:
+            hide.append(what)
+    image = page.meta.get("image")
+    if image and src.startswith("blog/"):  # the picture on the post's card in the blog's lists
+        picture = files.get_file_from_path(posixpath.normpath(posixpath.join(posixpath.dirname(src), image)))
+        if picture is None:
+            _fail([f"docs/{src}: de foto '{image}' (bij 'image:') bestaat niet naast het bericht."])
+        page.meta["card_image"] = picture.url
     exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
     _fail(check_markdown_links(page.file.src_uri, markdown, exists))
     return markdown
@@ -74,6 +100,15 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 
 def on_pre_build(config: MkDocsConfig) -> None:
     _written.clear()
+    _cards.clear()
+
+
+def on_page_context(context: dict, page: Page, config: MkDocsConfig, nav) -> dict:
+    """Every page gets its own share card (og:image), named after its URL."""
+    title = str(page.meta.get("title") or page.title or config.site_name)
+    _cards[page.url] = title
+    page.meta["og_image"] = f"{images.CARDS}/{images.card_name(page.url)}"
+    return context
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
@@ -88,6 +123,7 @@ def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
+    env.globals["picture_for"] = images.picture_for  # the portrait in the home hero (home.html)
     return env
 
 
@@ -101,7 +137,19 @@ def on_post_build(config: MkDocsConfig) -> None:
         problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
     _fail(problems)
     site_dir = Path(config.site_dir)
+    write_images(config, site_dir)
     try:
         csp.verify_written(site_dir, csp.write_policy(site_dir))
     except csp.CSPError as exc:
         _fail([str(exc)])
+
+
+def write_images(config: MkDocsConfig, site_dir: Path) -> None:
+    """The coach's photos as AVIF/WebP and a share card per page, from the cache where unchanged."""
+    settings = load_settings()
+    cache = Path(config.config_file_path).parent / ".cache" / "images"
+    for picture in images.site_pictures(settings):
+        images.write_picture(picture, site_dir, cache)
+    tagline = f"{settings.coach.role} · {settings.site.name}"
+    for url, title in _cards.items():
+        images.write_card(site_dir, cache, url, title, settings.coach.name, tagline)
