@@ -8,6 +8,7 @@ from the other or change a setting at run time.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -322,10 +323,15 @@ def _image(found: tuple[Path, str] | None) -> Photo | None:
     return Photo(file=found[0], alt=found[1]) if found else None
 
 
+def load_settings(config_dir: Path | None = None) -> Settings:
+    """Read and validate the shared settings once per process. SITE_CONFIG_DIR names another folder with a
+    site.yml, checklists/ and images/ (a test builds the site with other facts that way)."""
+    return _load_cached(Path(config_dir or os.environ.get("SITE_CONFIG_DIR") or CONFIG_DIR))
+
+
 @cache
-def load_settings(config_dir: Path = CONFIG_DIR) -> Settings:
-    """Read and validate the shared settings once per process."""
-    return _load(Path(config_dir))
+def _load_cached(config_dir: Path) -> Settings:
+    return _load(config_dir)
 
 
 def fingerprint(*parts: str) -> str:
