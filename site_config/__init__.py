@@ -200,7 +200,7 @@ class Settings:
     retention: Retention
     testimonials: tuple[Testimonial, ...] = ()
     clients: tuple[Client, ...] = ()
-    placeholders: tuple[str, ...] = ()  # lines of site.yml still marked VOORBEELD
+    placeholders: tuple[int, ...] = ()  # numbers of the lines of site.yml still marked VOORBEELD
 
     def checklist(self, slug: str) -> Checklist:
         for checklist in self.checklists:

@@ -47,7 +47,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
     if settings.placeholders:
-        lines = ", ".join(p.split(":")[0].removeprefix("regel ") for p in settings.placeholders)
+        lines = ", ".join(map(str, settings.placeholders))
         log.info(f"VOORBEELD: site_config/site.yml heeft nog {len(settings.placeholders)} voorbeeldwaarden "
                  f"(regels {lines}): vervang ze door je eigen gegevens, foto's en getuigenissen.")
     blog = config.plugins["material/blog"].config
@@ -77,8 +77,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Broken links and missing or undescribed images, named per page.
 
-    Also: outside the blog the top tabs are the whole navigation, so the doc-style
-    sidebar is hidden; the blog keeps it for its archive and categories.
+    Also: the top tabs are the whole navigation, so the doc-style sidebar is hidden, except on the blog
+    once it has an archive and categories (BLOG_TREE_FROM posts); the pages that sell and the posts have
+    no table of contents. A post's `image:` becomes the picture on its card in the blog's lists.
     """
     src = page.file.src_uri
     blog_tree = config.plugins["material/blog"].config.archive
@@ -92,6 +93,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         picture = files.get_file_from_path(posixpath.normpath(posixpath.join(posixpath.dirname(src), image)))
         if picture is None:
             _fail([f"docs/{src}: de foto '{image}' (bij 'image:') bestaat niet naast het bericht."])
+        if not str(page.meta.get("image_alt") or "").strip():
+            _fail([f"docs/{src}: schrijf onder 'image:' ook 'image_alt:', kort wat er op de foto staat."])
         page.meta["card_image"] = picture.url
     exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
     _fail(check_markdown_links(page.file.src_uri, markdown, exists))

@@ -76,10 +76,8 @@ def optional_image(data: dict[str, Any], key: str, config_dir: Path, where: str)
     return path, alt
 
 
-def placeholder_lines(path: Path) -> list[str]:
-    """The lines of site.yml still marked '# VOORBEELD' (example values), for the build's reminder."""
-    found = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if "# VOORBEELD" in line and line.split("#", 1)[0].strip():
-            found.append(f"regel {number}: {line.split('#', 1)[0].strip()}")
-    return found
+def placeholder_lines(path: Path) -> list[int]:
+    """The numbers of the lines of site.yml whose value is still marked '# VOORBEELD' (an example value),
+    for the build's reminder."""
+    return [number for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+            if "# VOORBEELD" in line and line.split("#", 1)[0].strip()]

@@ -207,3 +207,20 @@ def test_read_more_links_hold_no_stray_space(site_pages: dict[str, str]) -> None
     assert len(links) == 4
     for text in links:
         assert text.startswith("Lees meer<span") and "<svg" not in text, text
+
+
+def test_a_post_with_a_picture_shows_it_on_its_card(project_copy: Path, tmp_path: Path) -> None:
+    posts = project_copy / "docs" / "blog" / "posts"
+    (posts / "teamdag").mkdir()
+    Image.new("RGB", (800, 450), "#1d4f5c").save(posts / "teamdag" / "zaal.jpg")
+    post = next(posts.glob("2019-*.md"))
+    post.write_text(post.read_text(encoding="utf-8").replace(
+        "slug:", "image: teamdag/zaal.jpg\nimage_alt: De zaal van de teamdag\nslug:", 1),
+                    encoding="utf-8")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                            cwd=project_copy, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    index = (tmp_path / "site" / "blog" / "index.html").read_text(encoding="utf-8")
+    card = re.search(r'<img class="coach-card__image" src="([^"]+)" alt="De zaal van de teamdag"', index)
+    assert card and (tmp_path / "site" / "blog" / card[1]).resolve().is_file()
