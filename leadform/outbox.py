@@ -40,14 +40,16 @@ log = logging.getLogger("leadform.outbox")
 MAX_BACKOFF = 3600
 
 
-def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetime | None = None) -> None:
+def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetime | None = None,
+          team_round_id: str | None = None) -> None:
     """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits.
-    `due_at` (default: now) lets a delivery pass queue a mail it will still send itself."""
+    `due_at` (default: now) lets a delivery pass queue a mail it will still send itself. A mail about a
+    lead or a team round names it, so purge and erasure remove it with them."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
     now = utcnow()
     s.add(OutboxMail(kind=mail.kind, to_addr=mail.to, subject=mail.subject, context=mail.context,
                      headers=mail.headers, message_id=make_msgid(domain=domain), lead_id=lead_id, created_at=now,
-                     status="queued", attempts=0, next_attempt_at=due_at or now))
+                     status="queued", attempts=0, next_attempt_at=due_at or now, team_round_id=team_round_id))
 
 
 def bodies(mail: Row) -> tuple[str, str | None]:

@@ -180,6 +180,9 @@ class Limits:
     link_valid_days: int
     contact_min_seconds: int
     message_max_length: int
+    team_round_open_days: int
+    team_answers_per_round: int
+    team_answers_per_ip: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Retention:
     consent_record_years: int
     delivered_mail_body_days: int
     contact_message_years: int
+    team_round_days: int
 
 
 @dataclass(frozen=True)
@@ -309,11 +313,12 @@ def _load(config_dir: Path) -> Settings:
     lim = require(data, "limits", dict, where)
     limits = Limits(**_fields(Limits, lim, f"{where} limits", form_per_ip=str,
                               mails_per_address_per_day=int, download_per_ip=str, consent_per_ip=str,
-                              link_valid_days=int, contact_min_seconds=int, message_max_length=int))
+                              link_valid_days=int, contact_min_seconds=int, message_max_length=int,
+                              team_round_open_days=int, team_answers_per_round=int, team_answers_per_ip=str))
     ret = require(data, "retention", dict, where)
     retention = Retention(**_fields(Retention, ret, f"{where} retention", unconfirmed_lead_days=int,
                                     consent_record_years=int, delivered_mail_body_days=int,
-                                    contact_message_years=int))
+                                    contact_message_years=int, team_round_days=int))
     return Settings(site=site, coach=coach, checklists=checklists, consent=consent,
                     limits=limits, retention=retention, testimonials=tuple(testimonials), clients=tuple(clients),
                     placeholders=tuple(placeholder_lines(config_dir / "site.yml")))

@@ -164,6 +164,11 @@ def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# What an app with LEADFORM_PUBLIC_HTTPS=true needs to start (leadform.config.check_production): a real
+# key, and mail kept in files on purpose.
+PUBLIC_HTTPS = {"PUBLIC_HTTPS": True, "SECRET_KEY": "test-" + "0" * 40, "ALLOW_FILE_MAIL": 1}
+
+
 def app_config(tmp_path: Path, pdf_dir: Path, **overrides: object) -> dict:
     return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "PDF_DIR": str(pdf_dir),
             "OUTBOX_THREAD": False, "PUBLIC_URL": "http://site.test/", "RATELIMIT_ENABLED": False,
