@@ -181,7 +181,7 @@ def contact_button(env) -> Callable[[str], str]:
     def render(label: str = "Neem contact op") -> str:
         """A clear button to the contact page."""
         url = get_relative_url("contact/", env.page.url)
-        return (f'<p class="coach-next"><a class="md-button md-button--primary" href="{escape(url)}">'
+        return (f'<p class="coach-actions"><a class="md-button md-button--primary" href="{escape(url)}">'
                 f"{escape(label)}</a></p>")
 
     return render
@@ -193,7 +193,7 @@ def next_step(env) -> Callable[[str], str]:
         item = load_settings().checklist(checklist)
         contact = get_relative_url("contact/", env.page.url)
         page = get_relative_url(f"checklists/{item.slug}/", env.page.url)
-        return (f'<p class="coach-next"><a class="md-button md-button--primary" href="{escape(contact)}">'
+        return (f'<p class="coach-actions"><a class="md-button md-button--primary" href="{escape(contact)}">'
                 f'Plan een kennismaking</a> <a class="md-button" href="{escape(page)}">'
                 f"Gratis checklist {escape(item.slug)}</a></p>")
 
