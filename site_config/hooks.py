@@ -15,7 +15,8 @@ from pathlib import Path
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
-from mkdocs.structure.files import Files
+from mkdocs.structure.files import Files, InclusionLevel
+from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, images, load_settings
@@ -33,8 +34,10 @@ log = logging.getLogger("mkdocs.hooks.site_config")
 
 # Pages that sell rather than document: no table of contents beside them (the top tabs are the menu).
 MARKETING = ("index.md", "over.md", "contact.md", "diensten/", "checklists/")
-# Below this many posts the blog shows no archive and no categories: a tree beside one post is noise.
+# Below this many posts the blog shows no archive and categories tree beside its pages: a tree beside one
+# post is noise. The archive and category pages are still made, so their addresses never come and go.
 BLOG_TREE_FROM = 6
+_blog_tree: list[bool] = [False]  # set per build in on_config
 
 
 @event_priority(100)
@@ -54,8 +57,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
                  f"(regels {lines}): vervang ze door je eigen gegevens, foto's en getuigenissen.")
     blog = config.plugins["material/blog"].config
     posts = Path(config.docs_dir) / blog.blog_dir / "posts"
-    if len(list(posts.rglob("*.md"))) < BLOG_TREE_FROM:
-        blog.archive = blog.categories = False
+    _blog_tree[:] = [len(list(posts.rglob("*.md"))) >= BLOG_TREE_FROM]
     return config
 
 
@@ -84,7 +86,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     no table of contents. A post's `image:` becomes the picture on its card in the blog's lists.
     """
     src = page.file.src_uri
-    blog_tree = config.plugins["material/blog"].config.archive
+    blog_tree = _blog_tree[0]
     hide = page.meta.setdefault("hide", [])
     for what, when in (("navigation", not src.startswith("blog/") or not blog_tree),
                        ("toc", src.startswith(MARKETING) or src.startswith("blog/"))):
@@ -101,6 +103,35 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
     _fail(check_markdown_links(page.file.src_uri, markdown, exists))
     return markdown
+
+
+@event_priority(-100)  # after the blog plugin attached its archive and categories
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    """Below BLOG_TREE_FROM posts, no Archief and Categorieën in the menu (the phone's drawer too); their
+    pages stay, out of the menu, as the blog plugin keeps its posts."""
+    if _blog_tree[0]:
+        return nav
+    blog = config.plugins["material/blog"].config
+    names = {blog.archive_name, blog.categories_name}
+    hidden: list = []
+
+    def prune(items: list) -> None:
+        for item in list(items):
+            if item.is_section and item.title in names:
+                items.remove(item)
+                hidden.extend(p for p in _pages(item.children))
+            elif item.children:
+                prune(item.children)
+
+    prune(nav.items)
+    for page in hidden:
+        page.file.inclusion = InclusionLevel.NOT_IN_NAV
+    nav.pages = [p for p in nav.pages if p not in hidden]
+    return nav
+
+
+def _pages(items: list) -> list:
+    return [p for i in items for p in (_pages(i.children) if i.children else [i]) if p.is_page]
 
 
 def on_pre_build(config: MkDocsConfig) -> None:

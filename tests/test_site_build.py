@@ -103,7 +103,8 @@ def test_required_pages_exist(site_dir: Path) -> None:
                  "cookies/index.html", "checklists/teams/index.html", "checklists/leiderschap/index.html",
                  "diensten/teamcoaching/index.html", "diensten/leiderschapscoaching/index.html",
                  "diensten/opleiding-klantgerichtheid/index.html",
-                 "diensten/samenwerking-tussen-teams/index.html"):
+                 "diensten/samenwerking-tussen-teams/index.html", "blog/archive/2019/index.html",
+                 "blog/category/klantgerichtheid/index.html"):
         assert (site_dir / page).exists(), page
 
 

@@ -157,11 +157,13 @@ def test_the_blog_reads_like_a_magazine(site_pages: dict[str, str]) -> None:
     index = site_pages["blog/index.html"]
     assert index.count('class="coach-card"') == 1 and "Lees verder" in index
     assert "Archief" not in index and "Categorieën" not in index and "md-sidebar--secondary" not in index
-    assert not any(path.startswith(("blog/archive/", "blog/category/")) for path in site_pages)
+    for path in ("blog/archive/2019/index.html", "blog/category/klantgerichtheid/index.html"):
+        assert re.search(r'<div class="md-sidebar md-sidebar--primary"[^>]*hidden>', site_pages[path]), path
     post = site_pages[POST]
     assert "Metadata" not in post and "Terug naar de inhoudsopgave" not in post and "md-sidebar--post" not in post
     assert re.search(r'<p class="coach-article__meta">\s*<time datetime="2019-10-08[^"]*">8 oktober 2019</time> · '
-                     r"3 min lezen · An Voorbeeld", post)
+                     r'3 min lezen · An Voorbeeld · <a href="\.\./category/klantgerichtheid/">Klantgerichtheid</a>',
+                     post)
     assert 'class="md-tag' not in post, "no tag pills that lead nowhere"
 
 
