@@ -85,6 +85,7 @@ class Coach:
 
     def years_of_practice(self, today: date | None = None) -> int | None:
         return (today or date.today()).year - self.practice_since if self.practice_since else None
+    booking_url: str | None = None   # the coach's online agenda; None: the contact form takes the request
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,9 @@ def _load(config_dir: Path) -> Settings:
                                 f"{where} coach.address", street=str, postcode=str, city=str, country=str))
     socials = tuple(Social(**_fields(Social, s, f"{where} coach.socials", name=str, url=str))
                     for s in c.get("socials") or [])
+    booking_url = str(c.get("booking_url") or "").strip() or None
+    if booking_url and not booking_url.startswith("https://"):
+        raise ConfigError(f"{where} coach.booking_url: een adres dat begint met https://, of leeg laten.")
     since = c.get("practice_since")
     if since is not None and not (isinstance(since, int) and 1950 <= since <= date.today().year):
         raise ConfigError(f"{where} coach: 'practice_since' moet een jaartal zijn, bijvoorbeeld 2008.")
@@ -273,7 +277,7 @@ def _load(config_dir: Path) -> Settings:
                   address=address, socials=socials,
                   portrait=_image(optional_image(c, "portrait", config_dir, f"{where} coach")),
                   bio=str(c.get("bio") or "").strip(), qualifications=tuple(str(q) for q in qualifications),
-                  practice_since=since)
+                  practice_since=since, booking_url=booking_url)
     testimonials = []
     for i, t in enumerate(data.get("testimonials") or [], start=1):
         twhere = f"{where} testimonials, getuigenis {i}"

@@ -8,10 +8,12 @@ can run after a generator that has no hooks.
 
 from __future__ import annotations
 
+import html
 import logging
 import posixpath
 from pathlib import Path
 
+from mkdocs.commands.build import get_context
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
@@ -22,6 +24,8 @@ from mkdocs.structure.pages import Page
 from site_config import ConfigError, csp, fingerprint, images, load_settings
 from site_config.checks import check_built, check_markdown_links, check_post_file, failure
 
+log = logging.getLogger("mkdocs.hooks.coach")
+
 
 def _fail(problems: list[str]) -> None:
     if problems:
@@ -30,7 +34,6 @@ def _fail(problems: list[str]) -> None:
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
 _cards: dict[str, str] = {}  # page URL -> title, for the share cards written in on_post_build
-log = logging.getLogger("mkdocs.hooks.site_config")
 
 # Pages that sell rather than document: no table of contents beside them (the top tabs are the menu).
 MARKETING = ("index.md", "over.md", "contact.md", "diensten/", "checklists/")
@@ -38,11 +41,15 @@ MARKETING = ("index.md", "over.md", "contact.md", "diensten/", "checklists/")
 # post is noise. The archive and category pages are still made, so their addresses never come and go.
 BLOG_TREE_FROM = 6
 _blog_tree: list[bool] = [False]  # set per build in on_config
+_theme: dict = {}  # this build's template environment, files and nav, for the app's page shell
+APP_SHELL = ".app-shell.html"  # leadform/web.py reads it; a dotfile, so no server serves it
 
 
 @event_priority(100)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Take the site's identity from site.yml, the one place the coach edits it."""
+    """Take the site's identity from site.yml, the one place the coach edits it (the feeds' too)."""
+    # `make serve` shows the coach our Dutch lines, not the macros plugin's list of what it loaded.
+    logging.getLogger("mkdocs.plugins.mkdocs_macros").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -58,6 +65,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     blog = config.plugins["material/blog"].config
     posts = Path(config.docs_dir) / blog.blog_dir / "posts"
     _blog_tree[:] = [len(list(posts.rglob("*.md"))) >= BLOG_TREE_FROM]
+    rss = config.plugins.get("rss")
+    if rss is not None:  # the feeds' title and description, else they keep mkdocs.yml's example values
+        rss.config.feed_title = f"{settings.site.name} — blog"
+        rss.config.feed_description = settings.site.description
     return config
 
 
@@ -108,7 +119,9 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 @event_priority(-100)  # after the blog plugin attached its archive and categories
 def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
     """Below BLOG_TREE_FROM posts, no Archief and Categorieën in the menu (the phone's drawer too); their
-    pages stay, out of the menu, as the blog plugin keeps its posts."""
+    pages stay, out of the menu, as the blog plugin keeps its posts. The nav is also kept for the app's
+    page shell (write_app_shell)."""
+    _theme["nav"] = nav
     if _blog_tree[0]:
         return nav
     blog = config.plugins["material/blog"].config
@@ -160,7 +173,17 @@ def on_env(env, config: MkDocsConfig, files: Files):
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
     env.globals["picture_for"] = images.picture_for  # the portrait in the home hero (home.html)
+    _theme.update(env=env, files=files)
     return env
+
+
+def write_app_shell(config: MkDocsConfig) -> Path:
+    """The site's page around the app's own pages (overrides/app-shell.html), with absolute links like
+    the 404 page's, since the app answers under /api/ and /download/."""
+    context = get_context(_theme["nav"], _theme["files"], config, base_url="/")
+    path = Path(config.site_dir) / APP_SHELL
+    path.write_text(_theme["env"].get_template("app-shell.html").render(context), encoding="utf-8")
+    return path
 
 
 @event_priority(-100)  # last, after every plugin wrote its pages
@@ -168,7 +191,8 @@ def on_post_build(config: MkDocsConfig) -> None:
     """Nothing in a finished page may load from another host, break the consent rules or the CSP
     (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py).
     The same steps as `python -m site_config.checks --built` and `python -m site_config.csp`, with the
-    pages named by their Markdown source."""
+    pages named by their Markdown source. First the app's page shell, so it is checked and hashed too."""
+    _written.append(("site_config/overrides/app-shell.html", write_app_shell(config)))
     site_dir = Path(config.site_dir)
     write_images(config, site_dir)
     _fail(check_built(site_dir, {path: label for label, path in _written}))
@@ -187,3 +211,50 @@ def write_images(config: MkDocsConfig, site_dir: Path) -> None:
     tagline = f"{settings.coach.role} · {settings.site.name}"
     for url, title in _cards.items():
         images.write_card(site_dir, cache, url, title, settings.coach.name, tagline)
+# -- `make serve`: a build error shows in the browser, in Dutch ------------------------------------------
+
+_last_error: list[str] = []
+
+
+def on_build_error(error: Exception) -> None:
+    _last_error[:] = [str(error)]
+
+
+def on_serve(server, config: MkDocsConfig, builder):
+    """After a save that breaks the build, MkDocs keeps the browser waiting for a page that never comes
+    (its rebuild failed, so it holds every request). Instead, each page of the preview becomes the Dutch
+    error; the next good save rebuilds the site and the browser reloads by itself."""
+
+    def build_or_show_error() -> None:
+        root = Path(server.root)
+        pages = [p.relative_to(root) for p in root.rglob("*.html")]
+        _last_error.clear()
+        try:
+            builder()
+        except Exception as exc:  # noqa: BLE001 - whatever broke the build, the coach sees it in the page
+            message = _last_error[0] if _last_error else str(exc)
+            page = _error_page(message)
+            for relative in pages or [Path("index.html")]:
+                target = root / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(page, encoding="utf-8")
+            log.info("De fout staat ook in je browser; bewaar het verbeterde bestand en de pagina laadt opnieuw.")
+
+    server.builder = build_or_show_error
+    return server
+
+
+def _error_page(message: str) -> str:
+    if not message.startswith("De site kan niet gebouwd worden"):
+        message = ("De site kan niet gebouwd worden. De melding hieronder komt van MkDocs (in het Engels); "
+                   "de regels erboven in de terminal zeggen welk bestand het is.\n" + message)
+    return f"""<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>De site kan niet gebouwd worden</title>
+<style>body{{font:1.05rem/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2a2e}}
+h1{{color:#b4561d}}pre{{white-space:pre-wrap;background:#f7f3ee;border-left:4px solid #b4561d;padding:1rem}}</style>
+</head><body><h1>Er is iets mis met je laatste wijziging</h1>
+<pre>{html.escape(message)}</pre>
+<p>Verbeter het bestand en bewaar het opnieuw: deze pagina laadt dan vanzelf opnieuw met je site.</p>
+</body></html>
+"""

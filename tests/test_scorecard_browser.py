@@ -115,7 +115,7 @@ def test_with_javascript_theme_by_theme_then_the_result_without_reload(browser, 
     expect(page.locator(".coach-result__summary")).to_contain_text("Je sterkste thema is Wij-zij-denken (4,4)")
     expect(page.get_by_role("link", name="Bespreek vertrouwen in een gratis kennismakingsgesprek")).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Je gemiddelde per thema"))).to_be_visible()
-    expect(page.get_by_role("link", name="Vraag de lege CHECKLIST TEAMS aan als pdf")).to_be_visible()
+    expect(page.get_by_role("link", name="Vraag de lege checklist teams aan als pdf")).to_be_visible()
     assert errors == []   # nothing refused by the CSP, no script error
 
     assert_scores_in(request_report_and_read_pdf(page, smtp_server, tmp_path))
@@ -147,6 +147,7 @@ def test_axe_finds_no_serious_issue_on_the_page_and_the_result(browser, live_ser
     page = context.new_page()
     page.goto(live_server.url + "/checklists/leiderschap/")
     found = {}
+    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')")  # the banner slides in
     page.add_script_tag(path=str(AXE))
     found["page"] = page.evaluate("async () => (await axe.run()).violations")
     checklist = load_checklist("leiderschap")
@@ -162,4 +163,9 @@ def test_axe_finds_no_serious_issue_on_the_page_and_the_result(browser, live_ser
     serious = {where: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
                        if v["impact"] in ("serious", "critical")] for where, violations in found.items()}
     assert serious == {"page": [], "result": []}
+    page.get_by_role("link", name="pas je antwoorden aan").click()   # back to the form, answers kept
+    expect(page.locator(f"#leiderschap-thema-{checklist.dimensions[0].id}-titel")).to_be_focused()
+    expect(page.locator(".coach-scorecard__status")).to_have_text(
+        f"Thema 1 van 5 · {len(checklist.statements)} van {len(checklist.statements)} uitspraken beantwoord")
+    expect(page.get_by_role("heading", name="Je resultaat", exact=True)).to_have_count(0)
     context.close()
