@@ -37,8 +37,12 @@ run: build
 serve: setup
 	PYTHONWARNINGS=ignore::DeprecationWarning $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
 
-## test: lint and run every test
-test: setup
+tests/node_modules/.installed: tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --silent
+	touch $@
+
+## test: lint and run every test (axe-core for the accessibility tests comes from tests/package.json)
+test: setup tests/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -8,7 +8,6 @@ Screenshots of every step at phone and desktop width go to test-artifacts/teamro
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import smtp_config
 from playwright.sync_api import expect
+from support.axe import serious_violations
 from support.teams import LEADER_LINK, open_round
 
 from leadform import db
@@ -27,9 +27,6 @@ from site_config import load_settings
 pytestmark = pytest.mark.browser
 TEAMS = load_settings().checklist("teams")
 WIDTHS = (390, 1366)
-# axe-core comes with Lighthouse (`npm ci` in bench/); AXE_CORE names another copy.
-AXE = Path(os.environ.get("AXE_CORE")
-           or Path(__file__).resolve().parent.parent / "bench/node_modules/axe-core/axe.min.js")
 
 
 @pytest.fixture
@@ -236,16 +233,13 @@ def test_a_full_round_refuses_more_answers_in_dutch(browser, live_server, shots:
 
 
 def test_axe_finds_no_serious_issue_on_the_team_round_pages(browser, live_server) -> None:
-    assert AXE.is_file(), f"axe-core is missing at {AXE}: run `npm ci` in bench/ or set AXE_CORE"
     leader, share = open_round(live_server.app, answers=4)
     context = browser.new_context(bypass_csp=True)   # to inject axe; the other tests run under the CSP
     page = context.new_page()
     found = {}
 
     def run(where: str) -> None:
-        page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')")  # the banner slides in
-        page.add_script_tag(path=str(AXE))
-        found[where] = page.evaluate("async () => (await axe.run()).violations")
+        found[where] = serious_violations(page)
 
     page.goto(live_server.url + "/team/teams/")
     run("start")
@@ -260,7 +254,5 @@ def test_axe_finds_no_serious_issue_on_the_team_round_pages(browser, live_server
     page.get_by_role("button", name="Sluit de ronde en toon het teamrapport").click()
     expect(page.get_by_role("heading", name="Teamrapport: checklist teams")).to_be_visible()
     run("report")
-    serious = {where: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-                       if v["impact"] in ("serious", "critical")] for where, violations in found.items()}
-    assert serious == {where: [] for where in found}
+    assert found == {where: [] for where in found}
     context.close()
