@@ -189,9 +189,11 @@ def contact_button(env) -> Callable[[str], str]:
 
 def next_step(env) -> Callable[[str], str]:
     def render(checklist: str = "teams") -> str:
-        """A service page's last word: a button to the contact form and one to the fitting checklist."""
+        """A service page's last word: a button to make an appointment (the coach's booking link, else the
+        contact page's appointment section) and one to the fitting checklist."""
         item = load_settings().checklist(checklist)
-        contact = get_relative_url("contact/", env.page.url)
+        coach = load_settings().coach
+        contact = coach.booking_url or get_relative_url("contact/", env.page.url) + "#afspraak"
         page = get_relative_url(f"checklists/{item.slug}/", env.page.url)
         return (f'<p class="coach-actions"><a class="md-button md-button--primary" href="{escape(contact)}">'
                 f'Plan een kennismaking</a> <a class="md-button" href="{escape(page)}">'

@@ -148,7 +148,7 @@ def test_service_pages_end_with_a_button_to_the_next_step(site_pages: dict[str, 
         main = site_pages[path].split("<article")[1].split("</article>")[0]
         last = main.rsplit('<p class="coach-actions">', 1)
         assert len(last) == 2, path
-        assert re.search(r'<a class="md-button md-button--primary" href="(\.\./)+contact/">', last[1]), path
+        assert re.search(r'<a class="md-button md-button--primary" href="(\.\./)+contact/#afspraak">', last[1]), path
         assert re.search(r'<a class="md-button" href="(\.\./)+checklists/(teams|leiderschap)/">', last[1]), path
 
 
