@@ -35,6 +35,7 @@ PAGES = {
     "home": "/",
     "post": "/blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/",
     "checklist": "/checklists/teams/",
+    "checklist-leiderschap": "/checklists/leiderschap/",
     "contact": "/contact/",
 }
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
