@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadform import db
-from leadform.models import Base, ConsentRecord, ContactMessage, Download, Lead, OutboxMail, utcnow
+from leadform.models import Base, ConsentRecord, ContactMessage, Download, Lead, OutboxMail, PageView, utcnow
 from site_config import load_settings
 
 log = logging.getLogger("leadform.gdpr")
@@ -161,6 +161,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
       download links and the mail that carried the link;
     - contact messages after `contact_message_years`, with the mail they caused;
     - consent records after `consent_record_years`;
+    - page counts after `page_view_days`;
     - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`.
     Failed mail keeps its content so the coach can still retry it.
     """
@@ -183,6 +184,8 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
         "contact_messages": message_ids,
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(ConsentRecord.created_at < consent_cutoff))),
+        "page_views": list(s.scalars(select(PageView.id).where(
+            PageView.day < (now - dt.timedelta(days=keep.page_view_days)).date()))),
         "outbox_deleted": deleted_mail,
         "outbox_bodies_blanked": list(s.scalars(select(OutboxMail.id).where(
             OutboxMail.status == "sent", OutboxMail.sent_at < body_cutoff, OutboxMail.id.not_in(deleted_mail),
@@ -196,6 +199,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(purged["consent_records"])))
+    s.execute(delete(PageView).where(PageView.id.in_(purged["page_views"])))
     return purged
 
 

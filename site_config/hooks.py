@@ -7,6 +7,7 @@ MkDocs loads this file by path, so it stays thin and imports the installed
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -14,7 +15,7 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings
+from site_config import ConfigError, csp, fingerprint, load_settings, published
 from site_config.checks import check_finished_page, check_markdown_links, check_post_file
 
 
@@ -101,6 +102,7 @@ def on_post_build(config: MkDocsConfig) -> None:
         problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
     _fail(problems)
     site_dir = Path(config.site_dir)
+    published.write_published(site_dir, urlsplit(config.site_url or "/").path)
     try:
         csp.verify_written(site_dir, csp.write_policy(site_dir))
     except csp.CSPError as exc:
