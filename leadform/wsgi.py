@@ -68,7 +68,21 @@ def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[...,
 
         if "/." in path:  # dotfiles (the build's .csp.json) are not part of the site
             return missing(environ, with_security_headers)
+        if path.endswith(".gz"):  # sitemap.xml.gz: WhiteNoise keeps .gz files for Content-Encoding only
+            return gzip_file(environ, with_security_headers)
         return site(environ, with_security_headers)
+
+    root = site_dir.resolve()
+
+    def gzip_file(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A .gz file of the site as what it is, a gzip file (the build's sitemap.xml.gz)."""
+        file = (site_dir / environ["PATH_INFO"].lstrip("/")).resolve()
+        if not file.is_relative_to(root) or not file.is_file():
+            return missing(environ, start_response)
+        body = file.read_bytes()
+        start_response("200 OK", [("Content-Type", "application/gzip"), ("Content-Length", str(len(body))),
+                                  ("Cache-Control", "no-cache")])
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
 
     return dispatch
 

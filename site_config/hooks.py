@@ -38,6 +38,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_url = settings.site.url
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
+    rss = config.plugins.get("rss")
+    if rss is not None and not rss.config.image:  # else the feed says <image><url>None</url>
+        rss.config.image = settings.site.url.rstrip("/") + "/assets/logo.png"
     return config
 
 

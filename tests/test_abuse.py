@@ -252,3 +252,38 @@ def test_analytics_counts_only_pages_the_build_published_and_forgets_them_after_
     assert result.exit_code == 0 and re.search(r"page_views: 1 purged", result.output), result.output
     with app.app_context(), db.transaction() as s:
         assert [(v.path, v.count) for v in s.scalars(select(PageView))] == [("/blog/", 1)]
+
+
+# -- 7. the smaller findings ------------------------------------------------------------------------------
+
+def test_make_run_serves_the_sitemap_gz_as_gzip_and_names_no_server_version(site_dir, tmp_path, pdf_dir) -> None:
+    """gunicorn as `make run` starts it: sitemap.xml.gz was a 404 page (WhiteNoise keeps .gz files for
+    Content-Encoding only); the Server header must name no version."""
+    import gzip
+    import urllib.request
+
+    from conftest import free_port
+
+    from deploy import local
+
+    port = free_port()
+    env = {"LEADFORM_DEV_SECRET": "1", "LEADFORM_INSTANCE_PATH": str(tmp_path / "instance"),
+           "LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_PDF_DIR": str(pdf_dir), "GUNICORN_THREADS": "2"}
+    with local.gunicorn(env, port, log=tmp_path / "server.log", wsgi="leadform.wsgi:with_site()"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/sitemap.xml.gz", timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/gzip"
+            assert gzip.decompress(response.read()).startswith(b"<?xml")
+            assert "Content-Security-Policy" in response.headers
+        for path in ("/", "/api/health"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                server = response.headers.get("Server", "")
+                assert not any(ch.isdigit() for ch in server), server
+
+
+def test_the_rss_feed_names_a_png_logo_not_none(site_dir) -> None:
+    for feed in ("feed_rss_created.xml", "feed_rss_updated.xml"):
+        xml = (site_dir / feed).read_text(encoding="utf-8")
+        assert "<url>None</url>" not in xml
+        url = re.search(r"<image>\s*<url>([^<]+)</url>", xml).group(1)
+        assert url == load_settings().site.url.rstrip("/") + "/assets/logo.png"
+    assert (site_dir / "assets" / "logo.png").read_bytes().startswith(b"\x89PNG")
