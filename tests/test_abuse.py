@@ -82,6 +82,25 @@ def test_one_mailbox_gets_at_most_its_daily_mails_whatever_the_spelling_form_or_
     assert typed == {a.lower() for a in spellings}, "stored as typed (lower case), not normalised"
 
 
+def test_spellings_sent_at_the_same_moment_still_get_one_mailbox_its_daily_mails(make_app) -> None:
+    """Twenty requests at once, each another spelling: the count and the insert happen under one lock
+    per mailbox (PostgreSQL) or one writer at a time (SQLite), so none slips past the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = make_app(WTF_CSRF_ENABLED=False)
+
+    def send(n: int) -> int:
+        address = GMAIL[n % len(GMAIL)]
+        if n % 2:
+            return app.test_client().post("/api/contact", data=contact_form(app, address)).status_code
+        return app.test_client().post("/api/checklists/teams", data={"name": "An", "email": address,
+                                                                     "privacy": "y"}).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        assert set(pool.map(send, range(20))) == {303}
+    assert len(visitor_mails(app)) == LIMITS.mails_per_address_per_day
+
+
 def test_an_ipv6_client_counts_as_its_slash_64(make_app) -> None:
     """One IPv6 connection has 2**64 addresses: per address, the per-IP limit did not exist."""
     app = make_app(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://",
