@@ -50,21 +50,23 @@ class Build:
     cpu_seconds: float = 0.0  # user + system: steadier than wall time when other work shares the CPU
 
 
-def mkdocs_build(config: Path, site_dir: Path, label: str, env: dict[str, str] | None = None) -> Build:
+def mkdocs_build(config: Path, site_dir: Path, label: str, env: dict[str, str] | None = None,
+                 generator: str = "mkdocs", command: list[str] | None = None) -> Build:
     """Time `mkdocs build --strict` and read its peak RSS from os.wait4, per build not per session.
 
     getrusage(RUSAGE_CHILDREN) keeps the maximum over all children ever waited for, so several
     builds in one process would all report the largest; wait4 gives the figure of this child.
+    `generator="properdocs"` builds with ProperDocs instead; `command` times any other command
+    (Zensical, the build's own steps) run in the config's folder.
     """
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **(env or {})}
+    command = command or [sys.executable, "-m", generator, "build", "--strict", "-q", "-f", str(config),
+                          "-d", str(site_dir)]
     stderr_path = site_dir.parent / f".{site_dir.name}.stderr"
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(stderr_path, "wb") as stderr:
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(config), "-d", str(site_dir)],
-            cwd=config.parent, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )
+        proc = subprocess.Popen(command, cwd=config.parent, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)

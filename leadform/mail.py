@@ -195,36 +195,75 @@ class FileBackend:
             print(f"[mail {outbox_id}] download link: {link}", flush=True)
         log.info("mail written outbox_id=%s file=%s", outbox_id, path.name)
 
+    def close(self) -> None:
+        """Nothing to end: each mail is its own file."""
+
 
 class SMTPBackend:
+    """Sends over one SMTP connection per delivery pass (`close` ends it): a burst of leads costs the mail
+    server one login and the pass one handshake, not one per mail. Any error drops the connection, so
+    the next mail starts on a clean one."""
+
     def __init__(self, host: str, port: int, security: str, user: str | None, password: str | None,
                  timeout: float) -> None:
         self.host, self.port, self.security = host, port, security
         self.user, self.password, self.timeout = user, password, timeout
+        self.smtp: smtplib.SMTP | None = None
+        self.reused = False
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "tls":
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user:
+                smtp.login(self.user, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
     def send(self, message: EmailMessage, outbox_id: int) -> None:
         try:
-            if self.security == "tls":
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                        context=ssl.create_default_context())
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
-                if self.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.user:
-                    smtp.login(self.user, self.password or "")
-                refused = smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
+            try:
+                refused = self._send(message)
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPSenderRefused) as exc:
+                # A connection kept from the previous mail may have been closed by the server since
+                # (idle time, a limit of mails per connection: "421" to MAIL FROM): once on a new one.
+                if not self.reused or getattr(exc, "smtp_code", 421) != 421:
+                    raise
+                self.close()
+                refused = self._send(message)
+        except smtplib.SMTPRecipientsRefused as exc:  # smtplib has reset the session: it stays usable
             codes = [code for code, _ in exc.recipients.values()]
             raise _by_code(min(codes), "recipient refused") from None
         except smtplib.SMTPResponseException as exc:
+            self.close()
             raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")[:200]) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self.close()
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}"[:300]) from None
         if refused:
             raise _by_code(min(code for code, _ in refused.values()), "recipient refused")
         log.info("mail sent outbox_id=%s", outbox_id)
+
+    def _send(self, message: EmailMessage) -> dict:
+        self.reused = self.smtp is not None
+        if self.smtp is None:
+            self.smtp = self._connect()
+        return self.smtp.send_message(message)
+
+    def close(self) -> None:
+        """End the connection politely; a server that already hung up is no error."""
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
 
 
 def _by_code(code: int, text: str) -> Exception:

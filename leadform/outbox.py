@@ -173,15 +173,18 @@ def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     counts = {"sent": 0, "retry": 0, "failed": 0}  # held over the site's cap counts as a retry
     now = utcnow()
     work_on_batch = dt.timedelta(seconds=int(config["OUTBOX_LEASE_SECONDS"]) / 2)
-    while (done := sum(counts.values())) < limit:
-        unsent = _claim(now, min(CLAIM_BATCH, limit - done))
-        if not unsent:
-            break
-        try:
-            while unsent and utcnow() - unsent[0].claimed_at < work_on_batch:
-                counts[_deliver(backend, unsent.pop(0), now, config)] += 1
-        finally:
-            _release(unsent)
+    try:
+        while (done := sum(counts.values())) < limit:
+            unsent = _claim(now, min(CLAIM_BATCH, limit - done))
+            if not unsent:
+                break
+            try:
+                while unsent and utcnow() - unsent[0].claimed_at < work_on_batch:
+                    counts[_deliver(backend, unsent.pop(0), now, config)] += 1
+            finally:
+                _release(unsent)
+    finally:
+        backend.close()
     return counts
 
 

@@ -1,24 +1,35 @@
 """Build checks that speak the coach's language.
 
 Each function returns a list of plain-language problems (in Dutch, for the
-coach) so that `hooks.py` can fail the build with a message that names the file
-and says how to fix it, before MkDocs or a plugin fails with a developer's one.
+coach) so that a build can stop with a message that names the file and says how
+to fix it, before the generator or a plugin fails with a developer's one.
+
+They run as steps of their own, so they do not depend on one generator's hooks
+(MkDocs, ProperDocs, Zensical...):
+
+    python -m site_config.checks docs/           # the Markdown sources, before the generator
+    python -m site_config.checks --built site/   # every finished page of a built folder, after it
+
+`hooks.py` calls the same functions from MkDocs' (and ProperDocs') events.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import functools
 import posixpath
 import re
+import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from selectolax.lexbor import LexborHTMLParser
 
-from site_config import csp
+from site_config import csp, load_settings
 
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*\n", re.DOTALL)
 EXCERPT = "<!-- more -->"
@@ -390,3 +401,139 @@ def check_finished_page(path: str, html: str, categories: Iterable[str]) -> list
     problems = check_page_html(path, html) + check_consent(path, html, categories)
     problems += csp.attribute_problems(path, csp.scan(html))  # style="…", onclick="…"
     return problems
+
+
+def check_built(site_dir: Path, labels: dict[Path, str] | None = None) -> list[str]:
+    """check_finished_page over every HTML file of a built folder, whichever generator wrote it.
+
+    A page is named by `labels` where the caller knows its source (the hooks: `docs/over.md`),
+    else by its path in the folder (`site/over/index.html`)."""
+    categories = tuple(load_settings().consent.optional_ids)
+    labels = {path.resolve(): label for path, label in (labels or {}).items()}
+    problems: list[str] = []
+    for path in sorted(site_dir.rglob("*.html")):
+        label = labels.get(path.resolve()) or f"site/{path.relative_to(site_dir).as_posix()}"
+        problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
+    return problems
+
+
+def failure(problems: list[str]) -> str:
+    """The one message that stops a build, whichever step found the problems."""
+    return "De site kan niet gebouwd worden:\n  - " + "\n  - ".join(problems)
+
+
+# -- The Markdown sources, without a generator -------------------------------------------------------------------
+
+class _ConfigLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """Reads mkdocs.yml for its data; tags that name Python objects (the emoji functions) or the
+    environment are not data the checks need, so they load as None instead of failing."""
+
+
+_ConfigLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+_ConfigLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+@dataclass(frozen=True)
+class Blog:
+    """What the blog's settings in mkdocs.yml say about posts (the names and defaults of Material's blog)."""
+
+    posts_dir: str                  # below docs/, with a trailing "/": "blog/posts/"
+    categories: tuple[str, ...]     # categories_allowed
+    authors: tuple[str, ...]        # the keys of the authors file
+    drafts_published: bool          # `draft`: drafts are built too
+    future_is_draft: bool           # `draft_if_future_date`
+
+
+def read_blog(config_file: Path, docs_dir: Path) -> Blog:
+    """The blog's rules, from the generator's configuration file and the authors file in the docs folder."""
+    config = yaml.load(config_file.read_text(encoding="utf-8"), Loader=_ConfigLoader) or {}  # noqa: S506
+    options: dict[str, Any] = {}
+    for plugin in config.get("plugins") or []:
+        name, values = next(iter(plugin.items())) if isinstance(plugin, dict) else (plugin, {})
+        if name in ("blog", "material/blog"):
+            options = values or {}
+    blog_dir = str(options.get("blog_dir", "blog")).strip("/")
+    posts_dir = str(options.get("post_dir", "{blog}/posts")).format(blog=blog_dir).strip("/") + "/"
+    authors_file = docs_dir / str(options.get("authors_file", "{blog}/.authors.yml")).format(blog=blog_dir)
+    authors: dict[str, Any] = {}
+    if options.get("authors", True) and authors_file.is_file():
+        data = yaml.load(authors_file.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}  # noqa: S506
+        authors = data.get("authors") or {}
+    return Blog(posts_dir, tuple(options.get("categories_allowed") or ()), tuple(authors),
+                bool(options.get("draft", False)), bool(options.get("draft_if_future_date", False)))
+
+
+def _published(meta: dict[str, Any] | None, blog: Blog) -> bool:
+    """Whether the generator builds this post now: drafts and future posts are not built, so their links
+    are checked when they are (as the MkDocs build does)."""
+    if meta is None or blog.drafts_published:
+        return True
+    if meta.get("draft") is True:
+        return False
+    date = meta.get("date")
+    created = _as_datetime(date.get("created") if isinstance(date, dict) else date)
+    if not blog.future_is_draft or created is None:
+        return True
+    return created <= dt.datetime.now(created.tzinfo)  # a date with an offset ("+02:00") compares as such
+
+
+def check_sources(docs_dir: Path, config_file: Path) -> tuple[int, list[str]]:
+    """Every Markdown file of the docs folder: the posts' front matter, then the links and images of every
+    page that will be built. Returns the number of files read and the problems."""
+    blog = read_blog(config_file, docs_dir)
+
+    def exists(uri: str) -> bool:
+        return (docs_dir / uri).is_file()
+
+    files = sorted(p for p in docs_dir.rglob("*.md")
+                   if not any(part.startswith(".") for part in p.relative_to(docs_dir).parts))
+    problems: list[str] = []
+    for path in files:
+        src_uri = path.relative_to(docs_dir).as_posix()
+        label = f"docs/{src_uri}"
+        text = path.read_text(encoding="utf-8-sig")
+        meta, body = split_front_matter(text)
+        if src_uri.startswith(blog.posts_dir):
+            problems += check_post(label, text, blog.categories, blog.authors)
+            if not _published(meta, blog):
+                continue
+        problems += check_markdown_links(src_uri, _strip_templates(body), exists)
+    return len(files), problems
+
+
+def _strip_templates(markdown: str) -> str:
+    """Macros ({{ ... }}, {% ... %}) render their own links; the coach's literal links are what is checked."""
+    return _JINJA_TAG.sub("", markdown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m site_config.checks DOCS_DIR` or `--built SITE_DIR`: exit 1 with the problems in Dutch."""
+    parser = argparse.ArgumentParser(prog="python -m site_config.checks", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the docs folder, or with --built a built site")
+    parser.add_argument("--built", action="store_true", help="check the finished pages of a built folder")
+    parser.add_argument("--config", type=Path, help="the blog's settings (default: mkdocs.yml beside DOCS_DIR)")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"{args.folder}: die map bestaat niet.", file=sys.stderr)
+        return 2
+    config = args.config or args.folder.resolve().parent / "mkdocs.yml"
+    if args.built:
+        count, problems = len(list(args.folder.rglob("*.html"))), check_built(args.folder)
+    elif not config.is_file():
+        print(f"{config}: dat instellingenbestand bestaat niet. Geef het mee met --config.", file=sys.stderr)
+        return 2
+    else:
+        try:
+            count, problems = check_sources(args.folder, config)
+        except yaml.YAMLError as exc:
+            print(f"{config} is niet leesbaar: {exc}", file=sys.stderr)
+            return 2
+    if problems:
+        print(failure(problems), file=sys.stderr)
+        return 1
+    print(f"{args.folder}: {count} bestanden gecontroleerd, geen problemen.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,7 +16,10 @@ for a site that was copied or deployed. Inline code that a
 hash cannot allow without 'unsafe-hashes' (style="…" attributes, onclick="…" handlers,
 javascript: links) is refused outright. Dotfiles are never served (StaticSite, nginx.conf).
 
-Run `python -m site_config.csp check site/` to verify a built site again, e.g. before a deploy.
+It is a step of its own, so it runs after any generator (the MkDocs hooks call `build_policy()`):
+
+    python -m site_config.csp site/         # hash a built folder's inline code, write and verify the policy
+    python -m site_config.csp check site/   # verify a built site again, e.g. before a deploy
 """
 
 from __future__ import annotations
@@ -220,6 +223,13 @@ def write_policy(site_dir: Path) -> str:
     return value
 
 
+def build_policy(site_dir: Path) -> str:
+    """The CSP step of a build: write the policy files of a built folder and read them back."""
+    value = write_policy(site_dir)
+    verify_written(site_dir, value)
+    return value
+
+
 def read_policy(site_dir: Path) -> str:
     """The policy a build wrote; CSPError when it is missing or unreadable."""
     try:
@@ -284,17 +294,25 @@ def verify_policy(site_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m site_config.csp check SITE_DIR`: verify a built site (exit 1 with the problems)."""
+    """`python -m site_config.csp SITE_DIR` writes the policy of a built folder; `check SITE_DIR` verifies
+    it again. Exit 1 with the problems, else print the policy."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "check":
-        print("usage: python -m site_config.csp check SITE_DIR", file=sys.stderr)
+    if len(args) == 1 and not args[0].startswith("-"):
+        step, site_dir = build_policy, Path(args[0])
+    elif len(args) == 2 and args[0] == "check":
+        step, site_dir = verify_policy, Path(args[1])
+    else:
+        print("usage: python -m site_config.csp SITE_DIR | check SITE_DIR", file=sys.stderr)
+        return 2
+    if not site_dir.is_dir():
+        print(f"{site_dir}: die map bestaat niet.", file=sys.stderr)
         return 2
     try:
-        verify_policy(Path(args[1]))
+        step(site_dir)
     except CSPError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(read_policy(Path(args[1])))
+    print(read_policy(site_dir))
     return 0
 
 

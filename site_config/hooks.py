@@ -1,7 +1,9 @@
 """MkDocs hooks: take facts from site_config and stop a build the coach can fix.
 
-MkDocs loads this file by path, so it stays thin and imports the installed
-`site_config` package for the real work.
+MkDocs (and ProperDocs, which runs the same hooks) loads this file by path, so it stays thin and
+imports the installed `site_config` package for the real work. The checks and the CSP step are
+also commands of their own (`python -m site_config.checks`, `python -m site_config.csp`), so they
+can run after a generator that has no hooks.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, load_settings, published
-from site_config.checks import check_finished_page, check_markdown_links, check_post_file
+from site_config.checks import check_built, check_markdown_links, check_post_file, failure
 
 
 def _fail(problems: list[str]) -> None:
     if problems:
-        raise PluginError("De site kan niet gebouwd worden:\n  - " + "\n  - ".join(problems))
+        raise PluginError(failure(problems))
 
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
@@ -81,8 +83,8 @@ def on_pre_build(config: MkDocsConfig) -> None:
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
-    """Note the page for the checks of every finished page (on_post_build). MkDocs writes no file for
-    an empty page, so there is nothing to check then."""
+    """Note which Markdown file each written page comes from, to name it in on_post_build's problems.
+    MkDocs writes no file for an empty page, so there is nothing to check then."""
     if output.strip():
         _written.append((f"docs/{page.file.src_uri}", Path(page.file.abs_dest_path)))
     return output
@@ -98,15 +100,13 @@ def on_env(env, config: MkDocsConfig, files: Files):
 @event_priority(-100)  # last, after every plugin wrote its pages
 def on_post_build(config: MkDocsConfig) -> None:
     """Nothing in a finished page may load from another host, break the consent rules or the CSP
-    (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py)."""
-    categories = tuple(load_settings().consent.optional_ids)
-    problems: list[str] = []
-    for label, path in _written:
-        problems += check_finished_page(label, path.read_text(encoding="utf-8"), categories)
-    _fail(problems)
+    (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py).
+    The same steps as `python -m site_config.checks --built` and `python -m site_config.csp`, with the
+    pages named by their Markdown source."""
     site_dir = Path(config.site_dir)
+    _fail(check_built(site_dir, {path: label for label, path in _written}))
     published.write_published(site_dir, urlsplit(config.site_url or "/").path)
     try:
-        csp.verify_written(site_dir, csp.write_policy(site_dir))
+        csp.build_policy(site_dir)
     except csp.CSPError as exc:
         _fail([str(exc)])

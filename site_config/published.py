@@ -5,13 +5,15 @@ After every build (hooks.on_post_build) `write_published()` records in `<site>/.
   POST /api/analytics counts (anything else would let anyone fill the table with made-up paths);
 - `banner_hashes`: the fingerprints of the cookie banner text the pages show, the only ones
   POST /api/consent accepts as proof of what a visitor saw.
-Dotfiles are never served, so the file is for the app only.
+Dotfiles are never served, so the file is for the app only. A step of its own, like the CSP, for a
+build without the MkDocs hooks: `python -m site_config.published site/`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -57,3 +59,18 @@ def read_published(site_dir: Path) -> Published | None:
         return Published(frozenset(map(str, data["paths"])), frozenset(map(str, data["banner_hashes"])))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m site_config.published SITE_DIR [PATH_PREFIX]`: write the file, print what it holds."""
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2 or not Path(args[0]).is_dir():
+        print("usage: python -m site_config.published SITE_DIR [PATH_PREFIX]", file=sys.stderr)
+        return 2
+    done = write_published(Path(args[0]), args[1] if len(args) == 2 else "")
+    print(f"{len(done.paths)} pages, {len(done.banner_hashes)} banner hash(es)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -250,6 +250,17 @@ class SMTPRecorder:
         self.refuse: dict[str, str] = {}  # recipient -> reply, for one address only
         self.delay = 0.0
         self.quit_delay = 0.0  # a server slow to say goodbye, after it accepted the mail
+        self.connections: list[tuple] = []  # the client's address of each SMTP session that sent mail
+        self.per_connection: int | None = None  # a server that takes so many mails per connection
+        self.refused_mail = 0  # MAIL FROM answered 421 because of per_connection
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        if self.per_connection is not None and self.connections.count(session.peer) >= self.per_connection:
+            self.refused_mail += 1
+            return "421 4.7.0 Too many messages on this connection, reconnect"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_QUIT(self, server, session, envelope) -> str:
         import asyncio
@@ -271,6 +282,7 @@ class SMTPRecorder:
                 return self.refuse[rcpt]
         message = message_from_bytes(envelope.content, policy=default)
         self.messages.append((envelope.rcpt_tos, message))
+        self.connections.append(session.peer)
         return "250 OK"
 
 

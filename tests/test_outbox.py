@@ -45,6 +45,37 @@ def test_a_pass_sends_every_due_mail_once_over_several_batches(make_app, smtp_se
     assert deliver(app) == {"sent": 0, "retry": 0, "failed": 0}
 
 
+def test_a_burst_of_mail_goes_over_one_smtp_connection_per_pass(make_app, smtp_server) -> None:
+    """The mail server sees one login for a pass, not one per mail (providers limit connections)."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 2 * outbox.CLAIM_BATCH + 3)
+    assert deliver(app)["sent"] == 23
+    assert len(set(smtp_server.connections)) == 1
+    queue(app, 2)
+    assert deliver(app)["sent"] == 2
+    assert len(set(smtp_server.connections)) == 2, "the next pass opens its own connection"
+
+
+def test_a_server_that_ends_the_connection_after_some_mails_gets_them_all(make_app, smtp_server) -> None:
+    """A "421" to the next MAIL FROM on a kept connection is a reason to reconnect, not to defer the mail."""
+    app = make_app(**smtp_config(smtp_server.port))
+    smtp_server.per_connection = 3
+    queue(app, 7)
+    assert deliver(app) == {"sent": 7, "retry": 0, "failed": 0}
+    assert sorted(rcpt[0] for rcpt, _ in smtp_server.messages) == sorted(f"lead{n}@example.be" for n in range(7))
+    assert len(set(smtp_server.connections)) == 3
+
+
+def test_a_first_refusal_on_a_new_connection_defers_the_mail(make_app, smtp_server) -> None:
+    """A "421" on a fresh connection is the server's answer, not a stale connection: no loop of retries."""
+    app = make_app(**smtp_config(smtp_server.port))
+    smtp_server.per_connection = 0  # every MAIL FROM refused with 421
+    queue(app, 1)
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    assert [m.status for m in rows(app)] == ["queued"]
+    assert smtp_server.refused_mail == 1
+
+
 def test_mail_a_crash_left_in_sending_goes_out_after_its_lease_and_only_then(make_app, smtp_server) -> None:
     app = make_app(OUTBOX_LEASE_SECONDS=60, **smtp_config(smtp_server.port))
     queue(app, 2)
