@@ -15,7 +15,9 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field, replace
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +63,22 @@ DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
 
 def header_address(address: str) -> str:
     """The address as the To: header and the SMTP envelope carry it: the domain in its ASCII (IDNA)
-    form, so no server needs SMTPUTF8 and no encoded word is ever written (forms.py refuses local parts
-    outside ASCII)."""
+    form, so no server needs SMTPUTF8 (forms.py refuses local parts outside ASCII). Raises ValueError
+    for an address a mail program would read as another one: an encoded word (=?utf-8?q?…?=) in the
+    local part decodes to someone else, or to a line break, in the To: header."""
     valid = validate_email(address, check_deliverability=False)
-    return f"{valid.local_part}@{valid.ascii_domain}"
+    written = f"{valid.local_part}@{valid.ascii_domain}"
+    if "=?" in valid.local_part:
+        raise ValueError("encoded word in the local part")
+    message = EmailMessage()
+    try:
+        message["To"] = written
+        parsed = [a.addr_spec for a in message_from_bytes(bytes(message), policy=default)["To"].addresses]
+    except (ValueError, TypeError, IndexError, AttributeError):
+        parsed = []
+    if parsed != [written]:
+        raise ValueError("the To: header reads back as another address")
+    return written
 
 
 def mailbox(address: str) -> str:

@@ -87,7 +87,10 @@ def build_message(mail: Row, sender: str, text: str, html: str | None) -> EmailM
     """The MIME message; EmailMessage refuses CR/LF in any header, so nothing can be injected."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = header_address(mail.to_addr)
+    try:
+        message["To"] = header_address(mail.to_addr)
+    except ValueError:  # queued before the form refused such addresses: no retry can help
+        raise PermanentFailure("recipient address not deliverable as written") from None
     message["Subject"] = mail.subject
     message["Message-ID"] = mail.message_id
     message["Date"] = format_datetime(mail.created_at.replace(tzinfo=dt.UTC))

@@ -306,3 +306,17 @@ def test_the_rss_feed_names_a_png_logo_not_none(site_dir) -> None:
         url = re.search(r"<image>\s*<url>([^<]+)</url>", xml).group(1)
         assert url == load_settings().site.url.rstrip("/") + "/assets/logo.png"
     assert (site_dir / "assets" / "logo.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_encoded_word_address_queued_before_the_fix_fails_at_once_and_is_reported(make_app, smtp_server) -> None:
+    """Such a mail became a poison mail: 8 failed attempts, then a report. Now it fails at the first."""
+    from leadform.mail import Mail
+
+    app = make_app(**smtp_config(smtp_server.port))
+    with app.app_context(), db.transaction() as s:
+        outbox.queue(s, Mail("contact_confirmation", "=?utf-8?q?a=0d=0aBcc=3a_x=40elders.example?=@example.com",
+                             "We hebben je bericht goed ontvangen", {}))
+    with app.app_context():
+        assert outbox.deliver_due() == {"sent": 1, "retry": 0, "failed": 1}
+    [(rcpt, report)] = smtp_server.messages
+    assert rcpt == [load_settings().coach.email] and "kon niet verstuurd worden" in report["Subject"]
