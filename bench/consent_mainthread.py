@@ -7,6 +7,11 @@ reports per script the main-thread time it cost (scripting + parse/compile) and 
 blocking time. On a busy shared machine these move by milliseconds from run to run: read the medians.
 
     python bench/consent_mainthread.py --site-dir /tmp/site [--runs 5] [--against main]
+    python bench/consent_mainthread.py --site-dir /tmp/site --micro   # the script alone, 500 times each
+
+Lighthouse's bootup-time lists a script only above 50 ms, so at a first view consent.js is usually
+absent from it: `--micro` runs each version's first-view path 500 times in one page of the built site
+(Chromium, 4x CPU throttling, the banner's HTML reset between runs) and reports microseconds per run.
 """
 
 from __future__ import annotations
@@ -31,17 +36,63 @@ def consent_cost(report: dict) -> dict[str, float]:
             "tbt_ms": report["audits"]["total-blocking-time"]["numericValue"]}
 
 
+def micro(site: Path, variants: dict[str, str], repeat: int = 500) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from common import CHROMIUM
+    from playwright.sync_api import sync_playwright
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    timing = """([sources, repeat]) => {
+        const root = document.getElementById("__consent"), html = root.outerHTML, out = {};
+        for (const [name, source] of Object.entries(sources)) {
+            const run = new Function(source);
+            for (let i = 0; i < 20; i++) { localStorage.clear(); run(); }
+            const start = performance.now();
+            for (let i = 0; i < repeat; i++) {
+                localStorage.clear();
+                document.getElementById("__consent").outerHTML = html;
+                run();
+            }
+            out[name] = (performance.now() - start) * 1000 / repeat;
+        }
+        return out;
+    }"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        for round_ in range(3):
+            result = page.evaluate(timing, [variants, repeat])
+            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v:.0f} µs/run" for k, v in result.items()))
+        browser.close()
+    server.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site-dir", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--against", default="main", help="git revision of the other consent.js")
+    parser.add_argument("--micro", action="store_true", help="time the script alone, not the page")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="consent-bench-"))
     site = args.site_dir or build_site(work)
     variants = {"this branch": (ROOT / "docs" / SCRIPT).read_text(encoding="utf-8"),
                 args.against: subprocess.run(["git", "show", f"{args.against}:docs/{SCRIPT}"], cwd=ROOT,
                                              capture_output=True, text=True, check=True).stdout}
+    if args.micro:
+        micro(site, variants)
+        return
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for name, text in variants.items():
         copy = work / name.replace(" ", "-")
