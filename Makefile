@@ -4,7 +4,11 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup build run serve test mutation new-post leads export outbox outbox-retry messages consent-stats clean
+<<<<<<< HEAD
+.PHONY: setup build rollback run serve test mutation new-post deploy leads export outbox outbox-retry messages consent-stats clean
+=======
+.PHONY: setup build rollback run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
+>>>>>>> teamround
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,11 +17,14 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-## build: check and build the site into site/ (with .gz copies for the server) and the checklist PDFs
+## build: check and build the site into a new releases/<id> (with .gz copies) and the checklist PDFs;
+## only when every check passed does `site` point to it (one rename). The last 5 releases stay.
 build: setup
-	$(BIN)/python -m leadform.pdf instance/pdfs & pdfs=$$!; \
-	$(BIN)/mkdocs build --strict && $(BIN)/python -m whitenoise.compress --quiet --no-brotli site; \
-	site=$$?; wait $$pdfs && exit $$site
+	$(BIN)/python -m site_config.publish build
+
+## rollback: put the release before the current one back online
+rollback: setup
+	$(BIN)/python -m site_config.publish rollback
 
 ## run: build, then serve the site and the lead capture on http://127.0.0.1:$(PORT) (gunicorn, SQLite, mail in files)
 run: build
@@ -56,8 +63,21 @@ mutation: setup
 new-post: setup
 	$(BIN)/python -m site_config.new_post "$(TITLE)"
 
+## deploy: build and publish to the server (DEPLOY_HOST=user@server; deploy/README.md, "Deploy on push")
+deploy: setup
+	deploy/deploy.sh
+
 ## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
+# On the server they read the production database, through the settings file the service reads
+# (LEADFORM_ENV_FILE, default /etc/coach/leadform.env): used whenever its folder exists or it is named,
+# so a file the user may not read stops the command rather than showing an empty development database.
+# Elsewhere: the development SQLite file in instance/ with a development secret.
+LEADFORM_ENV_FILE ?= /etc/coach/leadform.env
+ifneq ($(or $(filter-out file,$(origin LEADFORM_ENV_FILE)),$(wildcard $(dir $(LEADFORM_ENV_FILE)))),)
+FLASK := set -a && . $(abspath $(LEADFORM_ENV_FILE)) && set +a && $(BIN)/flask --app leadform
+else
 FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform
+endif
 leads: setup
 	$(FLASK) leads list
 export: setup
@@ -70,6 +90,8 @@ outbox-retry: setup
 	$(FLASK) outbox retry
 consent-stats: setup
 	$(FLASK) consent stats
+scorecards: setup
+	$(FLASK) scorecards stats
 
 clean:
-	rm -rf site .pytest_cache test-artifacts
+	rm -rf site releases .pytest_cache test-artifacts

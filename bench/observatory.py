@@ -79,8 +79,11 @@ def build_site(folder: Path) -> Path:
 
 
 def app_env(site: Path, work: Path, https: bool) -> dict[str, str]:
-    return {"LEADFORM_DEV_SECRET": "1", "LEADFORM_SITE_DIR": str(site), "LEADFORM_INSTANCE_PATH": str(work / "inst"),
-            "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_PUBLIC_HTTPS": "true" if https else "false"}
+    env = {"LEADFORM_DEV_SECRET": "1", "LEADFORM_SITE_DIR": str(site), "LEADFORM_INSTANCE_PATH": str(work / "inst"),
+           "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_PUBLIC_HTTPS": "true" if https else "false"}
+    if https:  # a public site refuses the development key and, unless allowed, mail in files
+        env |= {"LEADFORM_SECRET_KEY": os.urandom(32).hex(), "LEADFORM_ALLOW_FILE_MAIL": "1"}
+    return env
 
 
 @contextmanager
@@ -138,7 +141,6 @@ def inside_namespace(site: Path, work: Path, out: Path) -> None:
     hosts.write_text(f"127.0.0.1 localhost {local.HOST}\n")
     subprocess.run(["mount", "--bind", str(hosts), "/etc/hosts"], check=True)
     env = {k: v for k, v in app_env(site, work, https=True).items() if k != "LEADFORM_DEV_SECRET"}
-    env["LEADFORM_SECRET_KEY"] = os.urandom(32).hex()
     with local.nginx_and_app(site, work / "nginx-run", env, standard_ports=True) as deployment:
         out.write_text(json.dumps(scan(local.HOST, deployment.ca)))
 

@@ -1,7 +1,8 @@
-"""gunicorn settings: the app behind nginx (`gunicorn -c deploy/gunicorn.conf.py`), and `make run`.
+"""gunicorn settings: production behind Caddy or nginx (`gunicorn -c deploy/gunicorn.conf.py`), and `make run`.
 
-In production only the app (/api/, /download/) runs here; nginx serves site/ (deploy/nginx.conf).
-`make run` serves both on one origin from one worker: `leadform.wsgi:with_site()`. The app reads
+Behind Caddy (deploy/Caddyfile, systemd/coach-leadform.service) and under `make run` it serves the site
+and the app on one origin: `leadform.wsgi:with_site()`. Behind nginx (deploy/nginx.conf) only the app
+(/api/, /download/, /team/) runs here, the default below, and nginx serves site/. The app reads
 its own configuration from LEADFORM_* variables: at least LEADFORM_SECRET_KEY,
 LEADFORM_PUBLIC_HTTPS=true (__Host- Secure cookies, HSTS) and, with more than one worker,
 LEADFORM_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 so that all workers count together, and
@@ -20,7 +21,10 @@ preload_app = False          # each worker opens its own database connections af
 timeout = 30                 # the visitor's request never waits on the mail server (outbox)
 graceful_timeout = 20
 keepalive = 5                # nginx keeps upstream connections open (upstream keepalive)
-max_requests = 2000          # recycle workers now and then
+# Recycle workers now and then, but only when others answer meanwhile: a lone worker (`make run`) that
+# recycles leaves every visitor waiting while its replacement boots (11 s on a loaded machine in
+# tests/test_publish.py, at about the 2000th request).
+max_requests = 2000 if workers > 1 else 0
 max_requests_jitter = 200
 limit_request_line = 8190
 limit_request_fields = 100

@@ -3,13 +3,18 @@
 For tests/test_nginx_deploy.py and bench/observatory.py: the same files as production, with only
 the host-specific values swapped (paths, ports, certificate), so what is tested is what is deployed.
 Everything listens on 127.0.0.1, lives in a temporary folder and stops with the context manager.
+`caddy_and_app()` does the same for deploy/Caddyfile (the server recipe's front), with Caddy's own
+internal CA instead of Let's Encrypt. `sshd()` is the "server" that deploy/deploy.sh publishes to in
+tests/test_deploy.py and bench/deploy_time.py.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -169,3 +174,103 @@ def nginx_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str], standa
                              http_port, ca, prefix)
         finally:
             stop(proc)
+
+
+@dataclass
+class SSHServer:
+    """A private sshd on a loopback port that accepts one throwaway key for the current user."""
+    host: str     # user@127.0.0.1, for DEPLOY_HOST
+    ssh: str      # the ssh command with its options, for DEPLOY_SSH
+    port: int
+
+
+@contextmanager
+def sshd(workdir: Path) -> Iterator[SSHServer]:
+    """Debian's /usr/sbin/sshd with its own config, host key and client key pair in `workdir`."""
+    binary = Path("/usr/sbin/sshd")
+    if not binary.exists():
+        raise RuntimeError("sshd not found: apt-get install -y openssh-server")
+    workdir.mkdir(parents=True, exist_ok=True)
+    keygen = lambda path: subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],  # noqa: E731
+                                         check=True, capture_output=True)
+    keygen(workdir / "host_key")
+    keygen(workdir / "client_key")
+    (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+    port = free_port()
+    user = getpass.getuser()
+    (workdir / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile {workdir / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nPasswordAuthentication no\n"
+        f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        f"AllowUsers {user}\nLogLevel ERROR\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation folder
+    log = open(workdir / "sshd.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(binary), "-D", "-e", "-f", str(workdir / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for_port(port, proc, "sshd")
+        ssh = (f"ssh -p {port} -i {workdir / 'client_key'} -o IdentitiesOnly=yes -o BatchMode=yes "
+               f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={workdir / 'known_hosts'}")
+        yield SSHServer(f"{user}@127.0.0.1", ssh, port)
+    finally:
+        stop(proc)
+        log.close()
+
+
+CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+
+
+def wait_for_certificates(port: int, root: Path, names: tuple[str, ...], proc: subprocess.Popen,
+                          seconds: float = 60.0) -> None:
+    """Caddy issues its certificates after it starts listening: wait until each name's handshake passes."""
+    deadline = time.monotonic() + seconds
+    pending = list(names)
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"caddy exited with {proc.returncode}")
+        try:
+            context = ssl.create_default_context(cafile=str(root))
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock, \
+                    context.wrap_socket(sock, server_hostname=pending[0]):
+                pending.pop(0)
+                continue
+        except (OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"caddy gave no valid certificate for {pending[0]} in {seconds:.0f} s") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def caddy_and_app(site_dir: Path, workdir: Path, app_env: dict[str, str]) -> Iterator[Deployment]:
+    """Caddy (deploy/Caddyfile, unchanged) in front of gunicorn serving `leadform.wsgi:with_site()`, as
+    coach-leadform.service does. Only global options are added: loopback ports, certificates from
+    Caddy's internal CA (`local_certs`, trusted through Deployment.ca, never installed system-wide)."""
+    if not Path(CADDY).exists():
+        raise RuntimeError("caddy not found: apt-get install -y caddy")
+    prefix = workdir / "caddy"
+    prefix.mkdir(parents=True, exist_ok=True)
+    app_port, http_port, https_port = free_port(), free_port(), free_port()
+    config = prefix / "Caddyfile"
+    config.write_text(f"{{\n\thttp_port {http_port}\n\thttps_port {https_port}\n\tlocal_certs\n\tskip_install_trust\n"
+                      f"\tadmin off\n\tstorage file_system {prefix / 'data'}\n}}\n\n"
+                      f"import {DEPLOY / 'Caddyfile'}\n")
+    env = {"LEADFORM_SITE_DIR": str(site_dir), "LEADFORM_PUBLIC_HTTPS": "true", "LEADFORM_PROXY_FIX_X_FOR": "1",
+           "LEADFORM_INSTANCE_PATH": str(workdir / "instance"), **app_env}
+    caddy_env = {**os.environ, "HOME": str(prefix), "XDG_DATA_HOME": str(prefix / "data"),
+                 "XDG_CONFIG_HOME": str(prefix / "config"), "COACH_DOMAIN": HOST,
+                 "COACH_BARE_DOMAIN": HOST.removeprefix("www."), "COACH_APP_PORT": str(app_port)}
+    with gunicorn(env, app_port, log=workdir / "gunicorn.log", wsgi="leadform.wsgi:with_site()"):
+        log = open(prefix / "caddy.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([CADDY, "run", "--adapter", "caddyfile", "--config", str(config)], cwd=prefix,
+                                env=caddy_env, stdout=log, stderr=log)
+        try:
+            wait_for_port(https_port, proc, "caddy", 60)
+            wait_for_port(http_port, proc, "caddy", 60)
+            root = prefix / "data" / "pki" / "authorities" / "local" / "root.crt"
+            wait_for_certificates(https_port, root, (HOST, HOST.removeprefix("www.")), proc)
+            yield Deployment(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}", https_port,
+                             http_port, root, prefix)
+        finally:
+            stop(proc)
+            log.close()

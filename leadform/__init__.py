@@ -17,8 +17,9 @@ from typing import Any
 
 from flask import Flask
 
-from leadform.config import ROOT, Defaults
+from leadform.config import NEW_KEY, ROOT, ConfigError, Defaults, check_production, is_one
 
+DEV_SECRET_FILE = "dev-secret"  # noqa: S105 (a file name)
 LOG_FORMAT = "%(asctime)sZ %(levelname)s %(name)s %(message)s"
 
 
@@ -32,13 +33,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _finish_config(app)
     _init_logging(app)
 
-    from leadform import checklists, cli, consent, contact, db, errors, outbox, web
+    from leadform import checklists, cli, consent, contact, db, errors, outbox, scorecards, teams, web
 
     db.init_app(app)
     if app.config["MIGRATE_ON_START"]:
         db.upgrade(app.extensions["leadform.engine"])
     web.init_app(app)
-    for blueprint in (checklists.bp, contact.bp, consent.bp, consent.analytics_bp):
+    for blueprint in (checklists.bp, contact.bp, consent.bp, consent.analytics_bp, scorecards.bp, teams.bp):
         app.register_blueprint(blueprint)
     checklists.ensure_pdfs(app)
     errors.init_app(app)
@@ -52,13 +53,15 @@ def _finish_config(app: Flask) -> None:
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     instance.chmod(0o700)  # the database, mail files and the development secret: the app's user only
-    if not app.config.get("SECRET_KEY"):
-        if not app.config.get("TESTING") and not app.config.get("DEV_SECRET"):
-            raise RuntimeError(
-                "LEADFORM_SECRET_KEY is not set. Generate one with "
-                "`python -c 'import secrets; print(secrets.token_hex(32))'` and set it in the environment."
+    dev_file = instance / DEV_SECRET_FILE
+    if not app.config.get("SECRET_KEY") and not app.config.get("PUBLIC_HTTPS"):
+        if not app.config.get("TESTING") and not is_one(app.config.get("DEV_SECRET")):
+            raise ConfigError(
+                "LEADFORM_SECRET_KEY is not set: set it to a random key, e.g. the output of "
+                f"`{NEW_KEY}`, or LEADFORM_DEV_SECRET=1 for a development key kept in {dev_file}."
             )
-        app.config["SECRET_KEY"] = _dev_secret(instance)
+        app.config["SECRET_KEY"] = _dev_secret(dev_file)
+    check_production(app.config, dev_file.read_text().strip() if dev_file.is_file() else None)
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'leadform.sqlite3'}"
     app.config["PDF_DIR"] = app.config["PDF_DIR"] or str(instance / "pdfs")
     app.config["MAIL_DIR"] = app.config["MAIL_DIR"] or str(instance / "mail")
@@ -69,13 +72,16 @@ def _finish_config(app: Flask) -> None:
         app.config.setdefault("SESSION_COOKIE_NAME", "session")
 
 
-def _dev_secret(instance: Path) -> str:
-    """`make run` and tests only: a random secret kept in the instance folder."""
-    path = instance / "dev-secret"
+def _dev_secret(path: Path) -> str:
+    """`make run` and tests only: a random secret kept in the instance folder. An empty file is an error
+    (a key of nothing would sign every session and link), not a reason to make a new one silently."""
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
-    return path.read_text().strip()
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty: delete it (a new development key is made) or set LEADFORM_SECRET_KEY.")
+    return value
 
 
 class UTCFormatter(logging.Formatter):

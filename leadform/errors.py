@@ -88,6 +88,10 @@ def handle_csrf(error: CSRFError):
         from leadform.forms import ChecklistForm
 
         return form_page(ChecklistForm(), checklist_or_404(slug), 400, notice=notice)
+    if request.endpoint == "scorecards.request_report" and slug in load_settings().checklist_slugs:
+        from leadform.scorecards import report_again
+
+        return report_again(slug, notice)
     if request.endpoint == "contact.contact":
         from leadform.contact import form_page
         from leadform.forms import ContactForm

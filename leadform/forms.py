@@ -196,5 +196,5 @@ def _renderer() -> Flask:
 def static_form_html(kind: str, **context: object) -> str:
     """The form of one flow as static HTML (the build calls this), its CSRF token left for forms.js to fill."""
     with _renderer().test_request_context():
-        form = ChecklistForm() if kind == "checklist" else ContactForm()
+        form = {"checklist": ChecklistForm, "contact": ContactForm}.get(kind, PersonForm)()
         return render_template(f"forms/{kind}.html", form=form, csrf_token="", started="", **context)

@@ -5,8 +5,10 @@ One implementation of each right, used by the CLI (`leads erase` is an alias of
 `site_config` `retention:`) is exactly what the cron job does.
 
 A person is found by e-mail address: their leads (and those leads' download
-links), consent records a form linked to the address, contact messages, mail to
-them, and mail to the coach about them (the address in the body or Reply-To, or in the
+links and assessments, the answers kept for a personal report), the team rounds
+they lead (with the round's anonymous answers), consent records a form linked to
+the address, contact messages, mail to them, and mail to the coach about them
+(the address in the body or Reply-To, or in the
 context of a mail not sent yet, whose body is rendered from it at delivery).
 """
 
@@ -25,15 +27,27 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from leadform import db
-from leadform.models import Base, ConsentRecord, ContactMessage, Download, Lead, OutboxMail, PageView, utcnow
+from leadform import db, teams
+from leadform.models import (
+    Assessment,
+    Base,
+    ConsentRecord,
+    ContactMessage,
+    Download,
+    Lead,
+    OutboxMail,
+    PageView,
+    TeamAnswer,
+    TeamRound,
+    utcnow,
+)
 from site_config import load_settings
 
 log = logging.getLogger("leadform.gdpr")
 gdpr_cli = AppGroup("gdpr", help="Export or erase one person's data; purge what is past its retention.")
 
 # Mail to the coach that carries a visitor's address in its body or headers.
-ABOUT_KINDS = ("contact_to_coach", "coach_new_lead", "coach_mail_failed")
+ABOUT_KINDS = ("contact_to_coach", "coach_new_lead", "coach_mail_failed", "coach_new_report", "coach_team_round")
 CONTACT_KINDS = ("contact_to_coach", "contact_confirmation")
 NOT_EXPORTED = {"token_hash"}  # a hash of a link's secret: useless to the person, a risk in a file
 
@@ -52,10 +66,15 @@ def _lead_ids(s: Session, email: str) -> list[int]:
     return list(s.scalars(select(Lead.id).where(func.lower(Lead.email) == email)))
 
 
-def _outbox_of(s: Session, email: str, lead_ids: list[int]) -> dict[int, OutboxMail]:
-    """Mail to the person or linked to their leads, and mail to the coach that names them."""
+def _round_ids(s: Session, email: str) -> list[str]:
+    return list(s.scalars(select(TeamRound.id).where(func.lower(TeamRound.leader_email) == email)))
+
+
+def _outbox_of(s: Session, email: str, lead_ids: list[int], round_ids: list[str]) -> dict[int, OutboxMail]:
+    """Mail to the person or linked to their leads or rounds, and mail to the coach that names them."""
     direct = s.scalars(select(OutboxMail).where(
-        or_(func.lower(OutboxMail.to_addr) == email, OutboxMail.lead_id.in_(lead_ids))))
+        or_(func.lower(OutboxMail.to_addr) == email, OutboxMail.lead_id.in_(lead_ids),
+            OutboxMail.team_round_id.in_(round_ids))))
     found = {mail.id: mail for mail in direct}
     pattern = _mentions(email)
     candidates = s.scalars(select(OutboxMail).where(OutboxMail.kind.in_(ABOUT_KINDS), or_(
@@ -103,11 +122,16 @@ def export_person(s: Session, email: str) -> dict[str, object]:
                          .order_by(ConsentRecord.created_at)).all()
     messages = s.scalars(select(ContactMessage).where(func.lower(ContactMessage.email) == email)
                          .order_by(ContactMessage.id)).all()
-    mails = _outbox_of(s, email, [lead.id for lead in leads]).values()
+    rounds = s.scalars(select(TeamRound).where(func.lower(TeamRound.leader_email) == email)
+                       .order_by(TeamRound.created_at)).all()
+    mails = _outbox_of(s, email, [lead.id for lead in leads], [r.id for r in rounds]).values()
     return {
         "email": email,
         "exported_at": utcnow().isoformat(timespec="seconds") + "Z",
-        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads]} for lead in leads],
+        "leads": [{**as_dict(lead), "downloads": [as_dict(d) for d in lead.downloads],
+                   "assessments": [as_dict(a) for a in lead.assessments]} for lead in leads],
+        # The members' answers are anonymous and not about the leader: only how many there are.
+        "team_rounds": [{**as_dict(r), "answers": teams.answer_count(s, r.id)} for r in rounds],
         "consent_records": [as_dict(c) for c in consents],
         "contact_messages": [as_dict(m) for m in messages],
         "outbox": [as_dict(m) for m in mails],
@@ -118,17 +142,23 @@ def erase_person(s: Session, email: str) -> dict[str, list]:
     """Delete everything stored about one address (GDPR art. 17); returns the erased ids per table."""
     email = normalise(email)
     lead_ids = _lead_ids(s, email)
+    round_ids = _round_ids(s, email)
     erased: dict[str, list] = {
         "leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": list(s.scalars(select(ContactMessage.id)
                                            .where(func.lower(ContactMessage.email) == email))),
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(func.lower(ConsentRecord.email) == email))),
-        "outbox": list(_outbox_of(s, email, lead_ids)),
+        "team_rounds": round_ids,
+        "team_answers": list(s.scalars(select(TeamAnswer.id).where(TeamAnswer.round_id.in_(round_ids)))),
+        "outbox": list(_outbox_of(s, email, lead_ids, round_ids)),
     }
     s.execute(delete(OutboxMail).where(OutboxMail.id.in_(erased["outbox"])))
+    teams.delete_rounds(s, round_ids)
     s.execute(delete(Download).where(Download.id.in_(erased["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(erased["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(erased["contact_messages"])))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(erased["consent_records"])))
@@ -158,14 +188,20 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     """Remove or blank what is past its retention period in site_config; returns the ids per kind.
 
     - leads never confirmed, `unconfirmed_lead_days` after their last request, with their
-      download links and the mail that carried the link;
+      download links, their assessments (report answers) and the mail that carried the link;
     - contact messages after `contact_message_years`, with the mail they caused;
     - consent records after `consent_record_years`;
     - page counts after `page_view_days`;
-    - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`.
+    - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`;
+    - team rounds: those whose time is up are closed first (their leader's report mail queued), then
+      rounds never confirmed go after `unconfirmed_lead_days` and closed ones after `team_round_days`,
+      with their answers and the mail about them.
     Failed mail keeps its content so the coach can still retry it.
     """
     now = now or utcnow()
+    closed_rounds = teams.close_due(s, now)
+    s.flush()
+    rounds = teams.purge_rounds(s, now)
     keep = load_settings().retention
     lead_cutoff = now - dt.timedelta(days=keep.unconfirmed_lead_days)
     body_cutoff = now - dt.timedelta(days=keep.delivered_mail_body_days)
@@ -174,18 +210,22 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
 
     lead_ids = list(s.scalars(select(Lead.id).where(Lead.confirmed_at.is_(None), Lead.updated_at < lead_cutoff)))
     message_ids = list(s.scalars(select(ContactMessage.id).where(ContactMessage.created_at < contact_cutoff)))
-    deleted_mail = list(s.scalars(select(OutboxMail.id).where(or_(
+    deleted_mail = rounds["outbox"] + list(s.scalars(select(OutboxMail.id).where(or_(
         OutboxMail.lead_id.in_(lead_ids),
         (OutboxMail.kind.in_(CONTACT_KINDS)) & (OutboxMail.created_at < contact_cutoff),
     ))))
     purged: dict[str, list] = {
         "unconfirmed_leads": lead_ids,
         "downloads": list(s.scalars(select(Download.id).where(Download.lead_id.in_(lead_ids)))),
+        "assessments": list(s.scalars(select(Assessment.id).where(Assessment.lead_id.in_(lead_ids)))),
         "contact_messages": message_ids,
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(ConsentRecord.created_at < consent_cutoff))),
         "page_views": list(s.scalars(select(PageView.id).where(
             PageView.day < (now - dt.timedelta(days=keep.page_view_days)).date()))),
+        "team_rounds_closed": closed_rounds,
+        "team_rounds": rounds["team_rounds"],
+        "team_answers": rounds["team_answers"],
         "outbox_deleted": deleted_mail,
         "outbox_bodies_blanked": list(s.scalars(select(OutboxMail.id).where(
             OutboxMail.status == "sent", OutboxMail.sent_at < body_cutoff, OutboxMail.id.not_in(deleted_mail),
@@ -196,6 +236,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     s.execute(update(OutboxMail).where(OutboxMail.id.in_(purged["outbox_bodies_blanked"]))
               .values(body_text=None, body_html=None, context=None, headers={}))
     s.execute(delete(Download).where(Download.id.in_(purged["downloads"])))
+    s.execute(delete(Assessment).where(Assessment.id.in_(purged["assessments"])))
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(purged["consent_records"])))
@@ -233,7 +274,8 @@ def export_command(email: str, output: str | None) -> None:
 @with_appcontext
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase_command(email: str, yes: bool) -> None:
-    """Erase EMAIL everywhere (leads, download links, contact messages, linked consent, mail)."""
+    """Erase EMAIL everywhere (leads, download links, report answers, team rounds, contact messages, linked
+    consent, mail)."""
     if not yes:
         click.confirm(f"Erase everything stored about {email}?", abort=True)
     with db.transaction() as s:
@@ -266,8 +308,11 @@ def purge_command(dry_run: bool) -> None:
     except _DryRun:
         pass
     files = 0 if dry_run else remove_mail_files(purged["outbox_deleted"] + purged["outbox_bodies_blanked"])
+    closed = purged.pop("team_rounds_closed")
     _show(purged, "would be purged" if dry_run else "purged")
+    _show({"team_rounds_closed": closed}, "would be closed" if dry_run else "closed (report mail queued)")
     if files:
         click.echo(f"mail files: {files} purged")
     if not dry_run:
-        log.info("retention purge %s", " ".join(f"{k}={len(v)}" for k, v in purged.items()))
+        log.info("retention purge %s team_rounds_closed=%s", " ".join(f"{k}={len(v)}" for k, v in purged.items()),
+                 len(closed))

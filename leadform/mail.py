@@ -47,6 +47,11 @@ TEMPLATES = {
     "contact_confirmation": ("contact_confirmation", True),
     "coach_mail_failed": ("mail_failed", False),
     "coach_mail_held": ("mail_held", False),
+    "team_round_link": ("team_round_link", True),
+    "team_report_ready": ("team_report_ready", True),
+    "coach_team_round": ("coach_team_round", False),
+    "scorecard_report": ("scorecard_report", True),
+    "coach_new_report": ("coach_new_report", False),
 }
 WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 # Mails to a visitor's address, which nobody has to have confirmed: they count against the address's
@@ -133,6 +138,13 @@ def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
                  "days": load_settings().limits.link_valid_days})
 
 
+def scorecard_report(name: str, email: str, checklist: Checklist, link: str) -> Mail:
+    """The link to a personal report of a checklist's self-assessment (leadform/scorecards.py)."""
+    return Mail("scorecard_report", email, f"Je persoonlijk rapport: {checklist.title}",
+                {"lead": {"name": name}, "checklist": checklist.slug, "link": link,
+                 "days": load_settings().limits.link_valid_days})
+
+
 def with_unsubscribe(mail: Mail) -> Mail:
     """The mail with a List-Unsubscribe header, for a lead who asked for the newsletter."""
     unsubscribe = f"<mailto:{coach_address()}?subject=uitschrijven>"
@@ -148,6 +160,20 @@ def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
                     "requested": lead.created_at.strftime(WHEN)}})
 
 
+def coach_new_report(lead: Any, result: Any, asked_at: Any) -> Mail | None:
+    """The coach learns a prospect's scores once they confirmed by downloading their report
+    (`result` is a leadform.scoring.Result)."""
+    if not current_app.config["NOTIFY_COACH"]:
+        return None
+    checklist = result.checklist
+    return Mail("coach_new_report", coach_address(), f"Nieuw persoonlijk rapport: {checklist.title}",
+                {"checklist": checklist.slug, "lead": {"name": lead.name, "email": lead.email,
+                                                       "requested": asked_at.strftime(WHEN)},
+                 "themes": [{"title": t.title, "average": t.average_text, "level": t.level_label}
+                            for t in result.themes],
+                 "weakest": result.weakest.title, "even": result.even})
+
+
 def contact_to_coach(message: Any, subject_label: str) -> Mail:
     return Mail("contact_to_coach", coach_address(), f"Nieuw bericht via de website: {subject_label}",
                 {"message": {"name": message.name, "email": message.email, "phone": message.phone,
@@ -160,6 +186,32 @@ def contact_confirmation(message: Any) -> Mail | None:
         return None
     # Neither the name nor the message: the address may belong to someone else than the sender.
     return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen", {})
+
+
+def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
+    """The leader's link: opening it confirms the address and starts the round (double opt-in)."""
+    settings = load_settings()
+    return Mail("team_round_link", leader.email, f"Bevestig je teamronde met de {checklist.title}",
+                {"leader": {"name": leader.name}, "checklist": checklist.slug, "link": link,
+                 "open_days": settings.limits.team_round_open_days})
+
+
+def team_report_ready(team_round: Any, checklist: Checklist, link: str, answers: int, minimum: int) -> Mail:
+    """Sent when a round closes: the link to its report, or why there is none."""
+    settings = load_settings()
+    return Mail("team_report_ready", team_round.leader_email, f"Je teamronde met de {checklist.title} is afgesloten",
+                {"leader": {"name": team_round.leader_name}, "checklist": checklist.slug, "link": link,
+                 "answers": answers, "minimum": minimum, "kept_days": settings.retention.team_round_days})
+
+
+def coach_team_round(team_round: Any, checklist: Checklist) -> Mail | None:
+    """The coach hears of each round a leader starts (on confirmation), as of each confirmed lead."""
+    if not current_app.config["NOTIFY_COACH"]:
+        return None
+    return Mail("coach_team_round", coach_address(), f"Nieuwe teamronde gestart: {checklist.title}",
+                {"checklist": checklist.slug, "leader": {"name": team_round.leader_name,
+                                                         "email": team_round.leader_email},
+                 "closes": team_round.closes_at.strftime(WHEN)})
 
 
 def failure_report(mail: Any, error: str) -> Mail:

@@ -1,4 +1,6 @@
-"""Tables: leads and their download links, contact messages, consent proof, page counts, outbox.
+"""Tables: leads and their download links, contact messages, consent proof, page counts, outbox,
+team rounds and their anonymous answers, assessments (answers of a lead who asked for a personal
+report) and their anonymous totals.
 
 Only what serves a purpose is stored: no IP address, no user agent anywhere.
 Times are naive UTC.
@@ -43,6 +45,7 @@ class Lead(Base):
     request_count: Mapped[int] = mapped_column(Integer, default=1)
 
     downloads: Mapped[list[Download]] = relationship(back_populates="lead", cascade="all, delete-orphan")
+    assessments: Mapped[list[Assessment]] = relationship(back_populates="lead", cascade="all, delete-orphan")
 
 
 class Download(Base):
@@ -136,3 +139,79 @@ class OutboxMail(Base):
     sent_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    # Mail to a team leader about their round: purged and erased with it (0007).
+    team_round_id: Mapped[str | None] = mapped_column(ForeignKey("team_rounds.id", ondelete="SET NULL"))
+
+
+class TeamRound(Base):
+    """A team leader's anonymous round on one checklist. It opens when the leader confirms their address
+    (the mailed link), takes answers for `team_round_open_days`, then shows its report; it is deleted
+    with its answers `team_round_days` after it closed. The id is random: the links carry it signed, and
+    it tells nobody how many rounds there are."""
+
+    __tablename__ = "team_rounds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    checklist: Mapped[str] = mapped_column(String(40))
+    leader_name: Mapped[str] = mapped_column(String(100))
+    leader_email: Mapped[str] = mapped_column(String(254), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None]   # the leader opened the mailed link: the round is open
+    closes_at: Mapped[dt.datetime | None]      # confirmed_at + team_round_open_days, or earlier by the leader
+    closed_at: Mapped[dt.datetime | None]      # when its closing was handled (report mail queued)
+
+    answers: Mapped[list[TeamAnswer]] = relationship(back_populates="round", cascade="all, delete-orphan",
+                                                     passive_deletes=True)
+
+
+class TeamAnswer(Base):
+    """One member's scores, anonymous by construction: no name, no address, no time. The key is the hash of
+    the answer form's single-use token (one answer per form shown), random, so not even the order of the
+    answers is kept; SQLite stores the table without its rowid, which would count them."""
+
+    __tablename__ = "team_answers"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("team_rounds.id", ondelete="CASCADE"), index=True)
+    scores: Mapped[list] = mapped_column(JSON)   # one score per statement, in the checklist's order
+
+    round: Mapped[TeamRound] = relationship(back_populates="answers")
+
+
+class Assessment(Base):
+    """One person's answers to a checklist, stored only because they asked for their personal report;
+    goes with its lead (GDPR export, erase and the retention purge). The report link's secret is
+    kept as a hash only, as for a download."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    checklist: Mapped[str] = mapped_column(String(40))
+    answers: Mapped[dict] = mapped_column(JSON)               # {"vertrouwen-1": 4, ...}
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime]
+    first_used_at: Mapped[dt.datetime | None]
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    lead: Mapped[Lead] = relationship(back_populates="assessments")
+
+
+class AssessmentTotal(Base):
+    """Anonymous totals of completed self-assessments per week, checklist and theme: how many were
+    completed, how many answers and their sum, how many asked for a report. No single visitor's
+    answers can be read back, and the counts outlive the erasure or purge of the leads behind them."""
+
+    __tablename__ = "assessment_totals"
+    __table_args__ = (UniqueConstraint("week", "checklist", "theme", name="uq_assessment_totals_week_theme"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[dt.date] = mapped_column()                   # the Monday of the week (Belgian time)
+    checklist: Mapped[str] = mapped_column(String(40))
+    theme: Mapped[str] = mapped_column(String(40))
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    reports: Mapped[int] = mapped_column(Integer, default=0)   # personal reports asked (kept after erasure)

@@ -46,18 +46,20 @@ log = logging.getLogger("leadform.outbox")
 MAX_BACKOFF = 3600
 
 
-def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetime | None = None) -> None:
+def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetime | None = None,
+          team_round_id: str | None = None) -> None:
     """Add a composed mail to the caller's transaction; nothing is sent until that transaction commits.
-    `due_at` (default: now) lets a delivery pass queue a mail it will still send itself."""
+    `due_at` (default: now) lets a delivery pass queue a mail it will still send itself. A mail about a
+    lead or a team round names it, so purge and erasure remove it with them."""
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1]
     now = utcnow()
     s.add(OutboxMail(kind=mail.kind, to_addr=mail.to, subject=mail.subject, context=mail.context,
                      headers=mail.headers, message_id=make_msgid(domain=domain), lead_id=lead_id, created_at=now,
-                     status="queued", attempts=0, next_attempt_at=due_at or now,
+                     status="queued", attempts=0, next_attempt_at=due_at or now, team_round_id=team_round_id,
                      mailbox=mailbox(mail.to) if mail.kind in VISITOR_KINDS else None))
 
 
-def queue_for_visitor(s: Session, mail: Mail, lead_id: int | None = None) -> bool:
+def queue_for_visitor(s: Session, mail: Mail, lead_id: int | None = None, team_round_id: str | None = None) -> bool:
     """Queue a mail to a visitor's address unless its mailbox had `mails_per_address_per_day` of them
     in the last 24 hours, whatever the form and however the address was spelled. Returns whether it
     was queued. On PostgreSQL a lock per mailbox, held to the end of the caller's transaction, makes
@@ -72,7 +74,7 @@ def queue_for_visitor(s: Session, mail: Mail, lead_id: int | None = None) -> boo
     if sent_today >= load_settings().limits.mails_per_address_per_day:
         log.info("visitor mail not queued kind=%s reason=mailbox-limit", mail.kind)
         return False
-    queue(s, mail, lead_id=lead_id)
+    queue(s, mail, lead_id=lead_id, team_round_id=team_round_id)
     return True
 
 

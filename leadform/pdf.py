@@ -52,7 +52,7 @@ from reportlab.platypus import (
 
 from site_config import Checklist, Dimension, Settings, load_settings
 
-__all__ = ["render_checklist_pdf", "build_pdfs", "main"]
+__all__ = ["render_checklist_pdf", "render_report_pdf", "build_pdfs", "main"]
 
 # --- look ---------------------------------------------------------------------------------------
 
@@ -616,6 +616,141 @@ def render_checklist_pdf(checklist: Checklist, settings: Settings) -> bytes:
     story += [PageBreak(), *_scoring_key(checklist, st)]
     story += [PageBreak(), *_advice(checklist, st)]
     story += [CondPageBreak(120 * mm), Spacer(1, 14), *_closing(checklist, settings, st)]
+    footer = f"{settings.coach.name}  ·  {settings.coach.company}  ·  {_bare_url(settings.site.url)}"
+    doc.build(story, canvasmaker=_numbered_canvas(footer))
+    return buffer.getvalue()
+
+
+# --- the personal report ---------------------------------------------------------------------------
+
+
+class _ScoreBars(Flowable):
+    """The theme averages as horizontal bars on the checklist's scale, coloured by level as on the page."""
+
+    ROW = 13 * mm
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
+
+    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
+        self.width = avail_w
+        return avail_w, self.ROW * len(self.result.themes) + 6 * mm
+
+    def draw(self) -> None:
+        from leadform.scoring import LEVEL_COLOURS
+
+        c, scale = self.canv, self.result.checklist.scale
+        low, high = scale[0].score, scale[-1].score
+        top = self.ROW * len(self.result.themes) + 6 * mm
+        for i, theme in enumerate(self.result.themes):
+            y = top - (i + 1) * self.ROW
+            colour = colors.HexColor(LEVEL_COLOURS[theme.level])
+            c.setFont(FONT, 9)
+            c.setFillColor(INK)
+            c.drawString(0, y + 7 * mm, theme.title)
+            c.setFont(FONT_BOLD, 9)
+            c.setFillColor(colour)
+            c.drawRightString(self.width, y + 7 * mm, f"{theme.average_text} · {theme.level_label}")
+            c.setFillColor(SAND)
+            c.roundRect(0, y + 1.5 * mm, self.width, 4 * mm, 1 * mm, stroke=0, fill=1)
+            c.setFillColor(colour)
+            length = max((theme.average - low) / ((high - low) or 1) * self.width, 2 * mm)
+            c.roundRect(0, y + 1.5 * mm, length, 4 * mm, 1 * mm, stroke=0, fill=1)
+        c.setFont(FONT, 7.5)
+        c.setFillColor(MUTED)
+        for point in scale:
+            x = (point.score - low) / ((high - low) or 1) * self.width
+            draw = c.drawString if point.score == low else c.drawRightString if point.score == high \
+                else c.drawCentredString
+            draw(x, 0, str(point.score))
+
+
+def render_report_pdf(result: Any, *, name: str, day: Any, settings: Settings | None = None) -> bytes:
+    """One person's report (leadform.scoring.Result): theme scores and chart, their advice, their answer
+    per statement, the date and how to reach the coach. Made on the spot for each download."""
+    from leadform.scoring import LEVEL_LABELS
+
+    settings = settings or load_settings()
+    checklist = result.checklist
+    _register_fonts()
+    st = _styles()
+    buffer = io.BytesIO()
+    doc = BaseDocTemplate(
+        buffer, pagesize=A4,
+        leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=MARGIN_TOP, bottomMargin=MARGIN_BOTTOM,
+        title=f"Persoonlijk rapport – {checklist.title.title()}", author=f"{settings.coach.name}, "
+        f"{settings.coach.company}", creator=settings.site.name, producer=settings.site.name,
+        initialFontName=FONT, initialFontSize=10, initialLeading=12, lang="nl-BE",
+    )
+    _, body_cb = _page_callbacks(checklist, settings)
+    frame = Frame(MARGIN_X, MARGIN_BOTTOM, CONTENT_W, PAGE_H - MARGIN_TOP - MARGIN_BOTTOM, id="body",
+                  leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+    doc.addPageTemplates([PageTemplate(id="body", frames=[frame], onPage=body_cb)])
+    months = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
+              "oktober", "november", "december"]
+    date_text = f"{day.day} {months[day.month - 1]} {day.year}"
+
+    story: list[Flowable] = _heading(checklist.title, "Je persoonlijk rapport", st)
+    story.append(Paragraph(f"Voor <b>{_t(name)}</b>, ingevuld op {date_text}.", st["lead"]))
+    if result.even:
+        summary = "Al je thema’s scoren even hoog."
+    else:
+        summary = (f"Je sterkste thema is <b>{_t(result.strongest.title)}</b> ({result.strongest.average_text}); "
+                   f"je grootste groeikans ligt bij <b>{_t(result.weakest.title)}</b> "
+                   f"({result.weakest.average_text}).")
+    story += [Paragraph(summary, st["body"]), Spacer(1, 4),
+              Paragraph("JE GEMIDDELDE PER THEMA", st["kicker"]), Spacer(1, 2), _ScoreBars(result)]
+    head = ParagraphStyle("report_head", parent=st["head"])
+    rows = [[Paragraph("Thema", head), Paragraph("Gemiddelde", head), Paragraph("Niveau", head)]]
+    rows += [[Paragraph(_t(t.title), st["cell"]), Paragraph(t.average_text, st["cell"]),
+              Paragraph(_t(t.level_label), st["cell"])] for t in result.themes]
+    overview = Table(rows, colWidths=[CONTENT_W - 70 * mm, 30 * mm, 40 * mm], repeatRows=1)
+    overview.setStyle(_table_style([
+        ("BACKGROUND", (0, 0), (-1, 0), PETROL), ("GRID", (0, 1), (-1, -1), 0.6, RULE),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (-1, -1), 8),
+        ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+    ]))
+    story += [Spacer(1, 8), overview]
+
+    story += [PageBreak(), *_heading("Aan de slag", "Jouw advies per thema", st)]
+    story.append(Paragraph("Het advies past bij je gemiddelde per thema. Begin bij het thema met de laagste "
+                           "score: daar maakt een kleine stap het grootste verschil.", st["body"]))
+    ranges = _level_ranges(checklist)
+    for i, theme in enumerate(result.themes, start=1):
+        row = [[_level_label(theme.level, f"{LEVEL_LABELS[theme.level]} · {theme.average_text}",
+                             ranges[theme.level], st), Paragraph(_t(theme.advice), st["cell"])]]
+        table = Table(row, colWidths=[40 * mm, CONTENT_W - 40 * mm])
+        table.setStyle(_level_style(1) if theme.level == "low" else _table_style([
+            ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 7),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 8), ("LEFTPADDING", (0, 0), (0, -1), 9),
+            ("BACKGROUND", (0, 0), (-1, -1), SAND if theme.level == "middle" else PETROL_TINT),
+            ("LINEBEFORE", (0, 0), (0, 0), 3, RULE if theme.level == "middle" else PETROL, "butt")]))
+        story.append(KeepTogether([Spacer(1, 6), Paragraph(f"THEMA {i} VAN {len(result.themes)}", st["kicker"]),
+                                   Paragraph(_t(theme.title), st["h2"]), table]))
+
+    story += [CondPageBreak(90 * mm), Spacer(1, 10), *_heading("Je antwoorden", "Wat je per uitspraak antwoordde", st)]
+    labels = {p.score: p.label for p in checklist.scale}
+    number = 1
+    for dimension, theme in zip(checklist.dimensions, result.themes, strict=True):
+        rows = [[Paragraph("", head), Paragraph(_t(dimension.title), head), Paragraph("Je antwoord", head)]]
+        for statement, answer in zip(dimension.statements, theme.answers, strict=True):
+            rows.append([Paragraph(str(number), st["cell_num"]), Paragraph(_t(statement), st["cell"]),
+                         Paragraph(f"<b>{answer}</b> · {_t(labels.get(answer, ''))}", st["cell"])])
+            number += 1
+        rows.append(["", Paragraph(f"Je gemiddelde: <b>{theme.average_text}</b> ({_t(theme.level_label)})",
+                                   st["avg_label"]), ""])
+        table = Table(rows, colWidths=[9.5 * mm, CONTENT_W - 9.5 * mm - 38 * mm, 38 * mm], repeatRows=1)
+        table.setStyle(_table_style([
+            ("BACKGROUND", (0, 0), (-1, 0), PETROL), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("LINEBELOW", (0, 1), (-1, -2), 0.5, RULE), ("BACKGROUND", (0, -1), (-1, -1), SAND),
+            ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+        ]))
+        story += [Spacer(1, 8), KeepTogether([table])]
+
+    contact_page = settings.site.url.rstrip("/") + "/contact/"
+    story += [CondPageBreak(120 * mm), Spacer(1, 14), *_closing(checklist, settings, st),
+              Spacer(1, 8), Paragraph(f"Een gesprek plannen: <b>{_t(_bare_url(contact_page))}</b>", st["body"])]
     footer = f"{settings.coach.name}  ·  {settings.coach.company}  ·  {_bare_url(settings.site.url)}"
     doc.build(story, canvasmaker=_numbered_canvas(footer))
     return buffer.getvalue()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
+import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, rende
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect, generate_csrf
+from limits.storage import Storage, storage_from_string
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -29,6 +32,7 @@ from leadform.mail import mailbox
 from site_config import load_settings
 from site_config.csp import policy
 
+log = logging.getLogger("leadform.web")
 csrf = CSRFProtect()
 bp = Blueprint("web", __name__)
 
@@ -132,7 +136,8 @@ def _add_headers(response: Response) -> Response:
 
 @cache
 def _site_stylesheets(site_dir: str) -> tuple[str, ...]:
-    """Material's fingerprinted stylesheet from the built site, then the coach's own."""
+    """Material's fingerprinted stylesheet from the built site, then the coach's own. Keyed by the
+    release's real folder: `site` is a symlink that moves to each new release."""
     folder = Path(site_dir) / "assets" / "stylesheets"
     material = sorted(p.name for p in folder.glob("main.*.min.css"))
     return tuple(f"/assets/stylesheets/{name}" for name in material[:1]) + ("/assets/stylesheets/coach.css",)
@@ -142,7 +147,7 @@ def render_page(template: str, status: int = 200, **context: object) -> tuple[st
     """A page the app draws itself (a form shown again, an expired link, an error) in the site's look."""
     settings = load_settings()
     html = render_template(template, settings=settings, coach=settings.coach,
-                           stylesheets=_site_stylesheets(current_app.config["SITE_DIR"]), **context)
+                           stylesheets=_site_stylesheets(os.path.realpath(current_app.config["SITE_DIR"])), **context)
     return html, status
 
 
@@ -184,9 +189,45 @@ def csrf_token() -> Response:
 
 
 @bp.get("/api/health")
-def health() -> dict[str, str]:
-    """For load balancers, and the benchmarks' trivial baseline."""
-    return {"status": "ok"}
+def health() -> tuple[dict[str, str], int]:
+    """For load balancers and monitoring: 200 when the database answers (and Redis, where the rate
+    limits live there), else 503 naming what is gone. The log line names the part and the error's
+    class, never a URL (it may hold a password)."""
+    parts = {"database": _database_ok()}
+    uri = str(current_app.config.get("RATELIMIT_STORAGE_URI") or "")
+    if uri.startswith("redis"):
+        parts["redis"] = _redis(uri).check()
+    if not parts.get("redis", True):
+        log.error("health check failed part=redis")
+    body = {"status": "ok" if all(parts.values()) else "unavailable"} | {k: "ok" if v else "unreachable"
+                                                                         for k, v in parts.items()}
+    return body, 200 if all(parts.values()) else 503
+
+
+def _database_ok() -> bool:
+    """A read of the migrations' table, on a raw connection: no transaction, so it never waits for a
+    SQLite writer's lock, and an emptied or dropped database fails too."""
+    try:
+        connection = current_app.extensions["leadform.engine"].raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT version_num FROM alembic_version")
+            cursor.fetchall()
+        finally:
+            connection.close()
+    except Exception as exc:  # any driver's error means the same: not usable now
+        log.error("health check failed part=database error=%s", type(exc).__name__)
+        return False
+    return True
+
+
+def _redis(uri: str) -> Storage:
+    """One client per app for the check, with short timeouts: a health check must answer quickly."""
+    storage = current_app.extensions.get("leadform.health_redis")
+    if storage is None:
+        storage = current_app.extensions["leadform.health_redis"] = storage_from_string(
+            uri, socket_connect_timeout=1, socket_timeout=1)
+    return storage
 
 
 def init_app(app: Flask) -> None:

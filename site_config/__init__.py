@@ -144,6 +144,9 @@ class Limits:
     consent_per_subject: str            # consent records per subject id (one visitor)
     consent_subjects_per_ip: str        # new subject ids per IP (an IPv6 /64 counts as one)
     consent_records_global: str         # consent records for the whole site
+    team_round_open_days: int
+    team_answers_per_round: int
+    team_answers_per_ip: str
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class Retention:
     delivered_mail_body_days: int
     contact_message_years: int
     page_view_days: int
+    team_round_days: int
 
 
 @dataclass(frozen=True)
@@ -245,11 +249,12 @@ def _load(config_dir: Path) -> Settings:
                               mails_per_address_per_day=int, download_per_ip=str, consent_per_ip=str,
                               link_valid_days=int, contact_min_seconds=int, message_max_length=int,
                               visitor_mails_per_hour=int, visitor_mails_per_day=int, consent_per_subject=str,
-                              consent_subjects_per_ip=str, consent_records_global=str))
+                              consent_subjects_per_ip=str, consent_records_global=str,
+                              team_round_open_days=int, team_answers_per_round=int, team_answers_per_ip=str))
     ret = require(data, "retention", dict, where)
     retention = Retention(**_fields(Retention, ret, f"{where} retention", unconfirmed_lead_days=int,
                                     consent_record_years=int, delivered_mail_body_days=int,
-                                    contact_message_years=int, page_view_days=int))
+                                    contact_message_years=int, page_view_days=int, team_round_days=int))
     return Settings(site=site, coach=coach, checklists=checklists, consent=consent,
                     limits=limits, retention=retention)
 

@@ -13,7 +13,7 @@ from mkdocs.utils import get_relative_url
 
 from site_config import load_settings
 
-__all__ = ["latest_posts", "checklist_form", "contact_form", "cookie_table", "retention_table"]
+__all__ = ["latest_posts", "checklist_form", "scorecard", "contact_form", "cookie_table", "retention_table"]
 
 
 def latest_posts(env) -> Callable[[int], str]:
@@ -47,6 +47,16 @@ def checklist_form(env) -> Callable[[str], str]:
         from site_config.forms_html import checklist_form_html
 
         return checklist_form_html(load_settings().checklist(slug))
+
+    return render
+
+
+def scorecard(env) -> Callable[[str], str]:
+    def render(slug: str) -> str:
+        """The checklist to fill in on the page, scored by the app, from the same YAML as the PDF."""
+        from site_config.forms_html import scorecard_form_html
+
+        return scorecard_form_html(load_settings().checklist(slug))
 
     return render
 
@@ -86,9 +96,15 @@ def retention_table(env) -> Callable[[], str]:
             f"| Aanvraag van een checklist die je niet bevestigt | {r.unconfirmed_lead_days} dagen |\n"
             f"| Persoonlijke downloadlink | {days} dagen geldig |\n"
             "| Bevestigde aanvraag van een checklist | tot je vraagt om ze te wissen |\n"
+            "| Je antwoorden als je een checklist op de website invult | niet bewaard: we tellen alleen anoniem "
+            "hoe vaak ze ingevuld werd en het gemiddelde per thema |\n"
+            "| Je antwoorden als je je persoonlijk rapport aanvraagt | samen met je aanvraag, zoals hierboven |\n"
             f"| Berichten via het contactformulier | {r.contact_message_years} jaar |\n"
             f"| Inhoud van verstuurde e-mails | {r.delivered_mail_body_days} dagen |\n"
             f"| Bewijs van je cookiekeuze (zonder IP-adres) | {r.consent_record_years} jaar |\n"
+            f"| Teamronde die je niet bevestigt | {r.unconfirmed_lead_days} dagen |\n"
+            f"| Teamronde: naam en e-mailadres van de leidinggevende en de anonieme antwoorden | "
+            f"{r.team_round_days} dagen nadat de ronde afsloot |\n"
         )
 
     return render

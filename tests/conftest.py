@@ -164,6 +164,11 @@ def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# What an app with LEADFORM_PUBLIC_HTTPS=true needs to start (leadform.config.check_production): a real
+# key, and mail kept in files on purpose.
+PUBLIC_HTTPS = {"PUBLIC_HTTPS": True, "SECRET_KEY": "test-" + "0" * 40, "ALLOW_FILE_MAIL": 1}
+
+
 def app_config(tmp_path: Path, pdf_dir: Path, **overrides: object) -> dict:
     """An app's config for a test; without a SITE_DIR it gets a stand-in for a built site's published
     pages and banner hash (tests/support/published.py)."""

@@ -5,7 +5,9 @@ restored with pg_restore."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -167,3 +169,73 @@ def test_pg_dump_backup_while_writing_restores_into_a_database_that_serves(make_
         assert 20 <= copied <= 20 + len(during)
         assert fresh.test_client().post("/api/checklists/teams", data={"name": "Na", "email": "na@example.be",
                                                                        "privacy": "y"}).status_code == 303
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_daily_backup_keeps_the_14_newest_sends_one_off_the_machine_and_restores(engine: str, make_app,
+                                                                                 tmp_path: Path, pdf_dir) -> None:
+    """deploy/backup.sh as coach-backup.timer runs it, with 16 older backups present and a local restic
+    repository standing in for the second host; then the database is lost and restored from the
+    off-site copy with the steps of the README."""
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'live' / 'leadform.sqlite3'}" if engine == "sqlite"
+               else stack.enter_context(throwaway_database()))
+        (tmp_path / "live").mkdir()
+        app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=url)
+        client = app.test_client()
+        for i in range(3):
+            assert client.post("/api/checklists/teams", data={"name": "Bewaard", "email": f"bewaard-{i}@example.be",
+                                                              "privacy": "y"}).status_code == 303
+        backups = tmp_path / "backups"
+        backups.mkdir()
+        older = [f"leadform-2026-01-{day:02d}T024500Z.bak" for day in range(1, 17)]
+        for name in older:
+            (backups / name).write_text("an older backup")
+        password = tmp_path / "restic-password"
+        password.write_text("throwaway restic password\n")
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LEADFORM_", "RESTIC_"))},
+               "LEADFORM_SECRET_KEY": "backup-test-secret", "LEADFORM_INSTANCE_PATH": app.instance_path,
+               "LEADFORM_DATABASE_URL": url, "LEADFORM_PDF_DIR": str(pdf_dir), "BACKUP_DIR": str(backups),
+               "COACH_FLASK": str(Path(sys.executable).parent / "flask"),
+               "RESTIC_REPOSITORY": str(tmp_path / "offsite"), "RESTIC_PASSWORD_FILE": str(password),
+               "RESTIC_CACHE_DIR": str(tmp_path / "restic-cache")}
+        assert shutil.which("restic"), "restic not found: apt-get install -y restic"
+        subprocess.run(["restic", "init", "--quiet"], env=env, check=True, capture_output=True, timeout=60)
+        result = subprocess.run([str(ROOT / "deploy" / "backup.sh")], env=env, capture_output=True, text=True,
+                                timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        kept = sorted(p.name for p in backups.iterdir())
+        assert len(kept) == 14
+        assert kept[:-1] == older[3:], "the 13 newest older ones stay beside today's"
+        assert "removed leadform-2026-01-01T024500Z.bak" in result.stdout and "copied off the machine" in result.stdout
+        today = backups / kept[-1]
+
+        # The machine is lost: only the off-site copy is left.
+        offsite = tmp_path / "from-offsite"
+        subprocess.run(["restic", "restore", "latest", "--target", str(offsite)], env=env, check=True,
+                       capture_output=True, timeout=60)
+        copy = offsite / backups.relative_to("/") / today.name
+        assert copy.read_bytes() == today.read_bytes()
+        assert len(list(copy.parent.glob("leadform-*.bak"))) == 14
+
+        assert client.post("/api/checklists/teams", data={"name": "Later", "email": "later@example.be",
+                                                          "privacy": "y"}).status_code == 303
+        app.extensions["leadform.engine"].dispose()   # stop the app
+        if engine == "sqlite":  # README: delete -wal and -shm, copy the backup over the database
+            database = tmp_path / "live" / "leadform.sqlite3"
+            for suffix in ("-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+            shutil.copy(copy, database)
+        else:  # README: pg_restore --clean --if-exists --no-owner -d URL FILE, over the live database
+            libpq = url.replace("postgresql+psycopg://", "postgresql://")
+            restore = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", libpq, str(copy)],
+                                     capture_output=True, text=True, timeout=120)
+            assert restore.returncode == 0, restore.stderr
+        restored = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=url)
+        exported = restored.test_cli_runner().invoke(args=["leads", "export"]).output
+        assert sorted(re.findall(r"[\w-]+@example\.be", exported)) == [
+            f"bewaard-{i}@example.be" for i in range(3)], "the backup's leads, not the one that came later"
+        assert restored.test_client().post("/api/checklists/teams", data={
+            "name": "Na", "email": "na@example.be", "privacy": "y"}).status_code == 303
+        restored.extensions["leadform.engine"].dispose()

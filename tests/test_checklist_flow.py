@@ -282,8 +282,9 @@ def test_451_is_retried_and_550_marks_failed_and_tells_the_coach(make_app, smtp_
 
 def test_no_secret_outside_testing_refuses_to_start(tmp_path) -> None:
     from leadform import create_app
+    from leadform.config import ConfigError
 
-    with pytest.raises(RuntimeError, match="LEADFORM_SECRET_KEY is not set"):
+    with pytest.raises(ConfigError, match="LEADFORM_SECRET_KEY is not set"):
         create_app({"INSTANCE_PATH": str(tmp_path)})
 
 

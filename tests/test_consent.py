@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, mkdocs_build
+from conftest import PUBLIC_HTTPS, ROOT, mkdocs_build
 from markupsafe import Markup
 from sqlalchemy import func, inspect, select
 from support.html import parse
@@ -89,7 +89,7 @@ def test_the_subject_cookie_is_signed_scoped_to_the_endpoint_and_kept_while_some
 
 
 def test_the_subject_cookie_is_secure_over_https(make_app) -> None:
-    client = make_app(PUBLIC_HTTPS=True).test_client()
+    client = make_app(**PUBLIC_HTTPS).test_client()
     response = post(client, example_payload())
     assert "Secure" in response.headers["Set-Cookie"]
 

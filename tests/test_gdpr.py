@@ -144,7 +144,8 @@ def test_erase_removes_the_address_everywhere_and_shows_what(people) -> None:
     assert result.exit_code == 0, result.output
     assert "Erase everything stored about An@Example.be?" in result.output
     shown = dict(re.findall(r"^(\w+): (\d+) erased", result.output, re.MULTILINE))
-    assert shown == {"leads": "2", "downloads": "2", "contact_messages": "1", "consent_records": "1", "outbox": "6"}
+    assert shown == {"leads": "2", "downloads": "2", "assessments": "0", "contact_messages": "1",
+                     "consent_records": "1", "team_rounds": "0", "team_answers": "0", "outbox": "6"}
 
     assert not WHOLE_TARGET.search(dump(people)), "the address is still somewhere in the database"
     again = export(people, TARGET)
@@ -251,8 +252,9 @@ def test_purge_removes_what_is_past_its_retention_and_only_that(make_app, tmp_pa
                           env=env, capture_output=True, text=True, timeout=120)
     assert cron.returncode == 0, cron.stderr
     purged = dict(re.findall(r"^(\w+): (\d+) purged", cron.stdout, re.MULTILINE))
-    assert purged == {"unconfirmed_leads": "1", "downloads": "1", "contact_messages": "1", "consent_records": "1",
-                      "page_views": "0", "outbox_deleted": "3", "outbox_bodies_blanked": "2"}
+    assert purged == {"unconfirmed_leads": "1", "downloads": "1", "assessments": "0", "contact_messages": "1",
+                      "consent_records": "1", "page_views": "0", "team_rounds": "0", "team_answers": "0",
+                      "outbox_deleted": "3", "outbox_bodies_blanked": "2"}
 
     with app.app_context(), db.transaction() as s:
         assert sorted(s.scalars(select(Lead.email))) == ["confirmed@example.be", "recent@example.be"]

@@ -43,7 +43,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("deploy")
     env = {"LEADFORM_SECRET_KEY": "test-" + "0" * 40, "LEADFORM_PDF_DIR": str(pdf_dir),
            "LEADFORM_OUTBOX_THREAD": "false", "LEADFORM_RATELIMIT_ENABLED": "false",
-           "LEADFORM_MAIL_BACKEND": "file"}
+           "LEADFORM_MAIL_BACKEND": "file", "LEADFORM_ALLOW_FILE_MAIL": "1"}
     if TEST_DATABASE_URL:  # this run's PostgreSQL database, its schema made before the app starts on it
         request.getfixturevalue("_postgresql_schema")
         env["LEADFORM_DATABASE_URL"] = TEST_DATABASE_URL
@@ -89,7 +89,7 @@ def test_dotfiles_are_not_served(deployment) -> None:
 
 
 def test_app_responses_carry_the_apps_headers_once(deployment) -> None:
-    for path, status in [("/api/csrf", 200), ("/download/nope", 404)]:
+    for path, status in [("/api/csrf", 200), ("/download/nope", 404), ("/team/r/nope", 404)]:
         response = fetch(deployment, path)
         assert response.status == status, path
         assert_secure(response.headers, APP_POLICY, https=True)

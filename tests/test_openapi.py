@@ -32,6 +32,7 @@ def document_for_this_site() -> dict:
     document = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
     slug = document["paths"]["/api/checklists/{slug}"]["post"]["parameters"][0]
     slug["schema"]["enum"] = list(settings_.checklist_slugs)
+    document["components"]["parameters"]["TeamSlug"]["schema"]["enum"] = list(settings_.checklist_slugs)
     schemas = document["components"]["schemas"]
     consent = schemas["ConsentChoice"]["properties"]
     consent["policy_version"]["enum"] = [settings_.consent.policy_version]

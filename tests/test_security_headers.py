@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, mkdocs_build
+from conftest import PUBLIC_HTTPS, ROOT, mkdocs_build
 from support.headers import assert_secure, bundle_path, set_cookies
 from support.servers import site_client
 from werkzeug.test import Client
@@ -233,7 +233,7 @@ def test_make_run_passes_public_https_to_the_static_site(site_dir: Path, tmp_pat
 
     from leadform.wsgi import with_site
 
-    one_origin = with_site(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir), PUBLIC_HTTPS=True,
+    one_origin = with_site(app_config(tmp_path, pdf_dir, SITE_DIR=str(site_dir), **PUBLIC_HTTPS,
                                       OUTBOX_THREAD=False))
     assert Client(one_origin).get("/").headers["Strict-Transport-Security"] == HSTS
 
@@ -242,7 +242,7 @@ def test_make_run_passes_public_https_to_the_static_site(site_dir: Path, tmp_pat
 
 @pytest.mark.parametrize("https", [False, True])
 def test_every_kind_of_app_response_carries_the_headers(make_app, site_dir: Path, https: bool) -> None:
-    app = make_app(SITE_DIR=str(site_dir), PUBLIC_HTTPS=https)
+    app = make_app(SITE_DIR=str(site_dir), **(PUBLIC_HTTPS if https else {}))
     client = app.test_client()
     responses = {
         "json": client.get("/api/csrf"),
@@ -297,7 +297,7 @@ def test_live_server_sends_the_headers_over_http(live_server, site_dir: Path) ->
 # -- cookies ------------------------------------------------------------------------------------------
 
 def test_session_cookie_over_https_is_host_prefixed_secure_httponly_lax(make_app) -> None:
-    client = make_app(PUBLIC_HTTPS=True).test_client()
+    client = make_app(**PUBLIC_HTTPS).test_client()
     cookies = set_cookies(client.get("/api/csrf", base_url="https://site.test"))
     assert list(cookies) == ["__Host-session"]
     attrs = cookies["__Host-session"]
@@ -318,7 +318,7 @@ def test_consent_subject_cookie_is_httponly_strict_scoped_and_secure_over_https(
     """The banner never reads it (the app does, on the next choice), so HttpOnly stays on."""
     from leadform.consent import SUBJECT_COOKIE, example_payload
 
-    client = make_app(PUBLIC_HTTPS=https).test_client()
+    client = make_app(**(PUBLIC_HTTPS if https else {})).test_client()
     response = client.post("/api/consent", json=example_payload(), base_url="https://site.test" if https else None,
                            headers={"Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 201, response.data
