@@ -56,7 +56,7 @@ TEMPLATES = {
 WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 # Mails to a visitor's address, which nobody has to have confirmed: they count against the address's
 # daily limit and the site's hourly and daily caps, and carry no free text from the request.
-VISITOR_KINDS = ("checklist_link", "contact_confirmation")
+VISITOR_KINDS = ("checklist_link", "contact_confirmation", "scorecard_report", "team_round_link")
 
 
 # -- addresses -----------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
 def scorecard_report(name: str, email: str, checklist: Checklist, link: str) -> Mail:
     """The link to a personal report of a checklist's self-assessment (leadform/scorecards.py)."""
     return Mail("scorecard_report", email, f"Je persoonlijk rapport: {checklist.title}",
-                {"lead": {"name": name}, "checklist": checklist.slug, "link": link,
+                {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
                  "days": load_settings().limits.link_valid_days})
 
 
@@ -192,7 +192,7 @@ def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
     """The leader's link: opening it confirms the address and starts the round (double opt-in)."""
     settings = load_settings()
     return Mail("team_round_link", leader.email, f"Bevestig je teamronde met de {checklist.title}",
-                {"leader": {"name": leader.name}, "checklist": checklist.slug, "link": link,
+                {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
                  "open_days": settings.limits.team_round_open_days})
 
 

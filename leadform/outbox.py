@@ -64,18 +64,24 @@ def queue_for_visitor(s: Session, mail: Mail, lead_id: int | None = None, team_r
     in the last 24 hours, whatever the form and however the address was spelled. Returns whether it
     was queued. On PostgreSQL a lock per mailbox, held to the end of the caller's transaction, makes
     two requests for one mailbox count one after the other (SQLite has one writer at a time anyway)."""
-    box = mailbox(mail.to)
+    if mailbox_full(s, mail.to):
+        log.info("visitor mail not queued kind=%s reason=mailbox-limit", mail.kind)
+        return False
+    queue(s, mail, lead_id=lead_id, team_round_id=team_round_id)
+    return True
+
+
+def mailbox_full(s: Session, address: str) -> bool:
+    """Did this address's mailbox get its `mails_per_address_per_day` visitor mails in the last 24 hours?
+    On PostgreSQL this takes the mailbox's lock for the rest of the caller's transaction."""
+    box = mailbox(address)
     if s.get_bind().dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(box.encode()).digest()[:8], "big", signed=True)
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
         OutboxMail.mailbox == box, OutboxMail.created_at >= utcnow() - dt.timedelta(days=1),
         OutboxMail.kind.in_(VISITOR_KINDS)))
-    if sent_today >= load_settings().limits.mails_per_address_per_day:
-        log.info("visitor mail not queued kind=%s reason=mailbox-limit", mail.kind)
-        return False
-    queue(s, mail, lead_id=lead_id, team_round_id=team_round_id)
-    return True
+    return sent_today >= load_settings().limits.mails_per_address_per_day
 
 
 def bodies(mail: Row) -> tuple[str, str | None]:

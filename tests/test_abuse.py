@@ -320,3 +320,21 @@ def test_an_encoded_word_address_queued_before_the_fix_fails_at_once_and_is_repo
         assert outbox.deliver_due() == {"sent": 1, "retry": 0, "failed": 1}
     [(rcpt, report)] = smtp_server.messages
     assert rcpt == [load_settings().coach.email] and "kon niet verstuurd worden" in report["Subject"]
+
+
+def test_the_team_round_form_shares_the_mailbox_limit_and_prints_no_name(make_app, smtp_server) -> None:
+    """The team round's confirmation link goes to an address nobody confirmed, like the checklist's."""
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
+    client = app.test_client()
+    for address in GMAIL[:2]:
+        assert client.post("/api/checklists/teams", data={"name": "An", "email": address,
+                                                          "privacy": "y"}).status_code == 303
+    for address in GMAIL[2:6]:
+        assert client.post("/team/teams/", data={"name": PHISHING, "email": address,
+                                                 "privacy": "y"}).status_code == 303
+    assert len(visitor_mails(app)) == LIMITS.mails_per_address_per_day
+    with app.app_context():
+        outbox.deliver_due()
+    [team_mail] = [m for _, m in smtp_server.messages if "teamronde" in m["Subject"]]
+    text = team_mail.get_body(("plain",)).get_content()
+    assert text.startswith("Dag,") and "bank" not in text
