@@ -4,11 +4,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 
-<<<<<<< HEAD
-.PHONY: setup build rollback run serve test mutation new-post deploy leads export outbox outbox-retry messages consent-stats clean
-=======
-.PHONY: setup build rollback run serve test mutation new-post leads export outbox outbox-retry messages consent-stats scorecards clean
->>>>>>> teamround
+.PHONY: setup build rollback run serve test mutation new-post deploy leads export outbox outbox-retry messages consent-stats scorecards clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,11 +32,17 @@ run: build
 # A full, strict rebuild after each save, so every page (the blog lists, the home page's latest posts)
 # shows the change; with 500 posts that takes about half a minute (bench/live_reload.py). Not --dirty:
 # it kept the old excerpt on the blog index and showed the saved post alone on the other blog lists.
+# Libraries' DeprecationWarnings (with their tracebacks) are for us, not the coach: the terminal shows
+# MkDocs' lines and our Dutch ones; a build error shows in the browser too (site_config/hooks.py on_serve).
 serve: setup
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
+	PYTHONWARNINGS=ignore::DeprecationWarning $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
 
-## test: lint and run every test
-test: setup
+tests/node_modules/.installed: tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --silent
+	touch $@
+
+## test: lint and run every test (axe-core for the accessibility tests comes from tests/package.json)
+test: setup tests/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -67,7 +69,9 @@ new-post: setup
 deploy: setup
 	deploy/deploy.sh
 
-## leads / export / messages / outbox / outbox-retry: the coach's view of what came in
+## leads / export / messages / outbox / outbox-retry: the coach's view of what came in (Dutch, Belgian time)
+# `@`: make prints no command line, so `make export > aanvragen.csv` holds the CSV and nothing else; a
+# first run's setup (pip) writes to stderr for the same reason.
 # On the server they read the production database, through the settings file the service reads
 # (LEADFORM_ENV_FILE, default /etc/coach/leadform.env): used whenever its folder exists or it is named,
 # so a file the user may not read stops the command rather than showing an empty development database.
@@ -79,19 +83,20 @@ else
 FLASK := LEADFORM_DEV_SECRET=1 $(BIN)/flask --app leadform
 endif
 leads: setup
-	$(FLASK) leads list
-export: setup
-	$(FLASK) leads export --format csv
+	@$(FLASK) leads list
+export:
+	@$(MAKE) -s setup >&2
+	@$(FLASK) leads export --format csv
 messages: setup
-	$(FLASK) messages list
+	@$(FLASK) messages list
 outbox: setup
-	$(FLASK) outbox list
+	@$(FLASK) outbox list
 outbox-retry: setup
-	$(FLASK) outbox retry
+	@$(FLASK) outbox retry
 consent-stats: setup
-	$(FLASK) consent stats
+	@$(FLASK) consent stats
 scorecards: setup
-	$(FLASK) scorecards stats
+	@$(FLASK) scorecards stats
 
 clean:
 	rm -rf site releases .pytest_cache test-artifacts

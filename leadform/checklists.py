@@ -28,7 +28,7 @@ from leadform import db, mail, outbox
 from leadform.config import signing_keys
 from leadform.forms import ChecklistForm, form_post
 from leadform.models import Download, Lead, utcnow
-from leadform.web import per_email, per_ip, render_page
+from leadform.web import per_email, per_ip, remember_sent_to, render_page
 from site_config import Checklist, load_settings
 
 bp = Blueprint("checklists", __name__)
@@ -160,6 +160,7 @@ def request_checklist(slug: str):
     log.info("checklist requested checklist=%s lead_id=%s new=%s mail_queued=%s", slug, lead_id, is_new, queued)
     if queued:
         outbox.kick()
+    remember_sent_to(form.email.data)
     return redirect(THANK_YOU, code=303)
 
 
@@ -243,6 +244,7 @@ def renew():
     log.info("download link renewed lead_id=%s mail_queued=%s", lead.id, queued)
     if queued:
         outbox.kick()
+    remember_sent_to(None)  # whoever holds an old link does not learn the address from the page
     return redirect(THANK_YOU, code=303)
 
 

@@ -1,12 +1,15 @@
 """Commands for the coach (`flask --app leadform ...`, wrapped by `make leads` and friends).
 
-Output is for a person: plain tables, Dutch-free English like the code, and CSV
-that a spreadsheet cannot mistake for formulas.
+What the coach reads is Dutch, with every moment in Belgian time (Europe/Brussels); the CSV export
+opens right in Excel with Belgian settings (`;` between cells, a UTF-8 BOM so "Céline" stays
+"Céline", Dutch headers) and never as formulas. The operator's commands (db, outbox send) stay English
+like the logs.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -19,12 +22,13 @@ from flask.cli import AppGroup
 from sqlalchemy import select, update
 
 from leadform import db, outbox
+from leadform.forms import SUBJECTS
 from leadform.gdpr import erase_command, gdpr_cli
-from leadform.models import ContactMessage, Lead, OutboxMail, utcnow
+from leadform.models import ContactMessage, Lead, OutboxMail, belgian_time, utcnow, when
 
-leads_cli = AppGroup("leads", help="Checklist requests.")
-outbox_cli = AppGroup("outbox", help="Queued, sent and failed mail.")
-messages_cli = AppGroup("messages", help="Contact form messages.")
+leads_cli = AppGroup("leads", help="Aanvragen van de checklists.")
+outbox_cli = AppGroup("outbox", help="E-mails in de wachtrij, verstuurd of mislukt.")
+messages_cli = AppGroup("messages", help="Berichten via het contactformulier.")
 db_cli = AppGroup("db", help="Database schema and backups.")
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -42,15 +46,26 @@ def printable(value: object) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-def write_csv(rows: Iterable[dict], fields: list[str]) -> None:
-    writer = csv.writer(sys.stdout)
-    writer.writerow(fields)
+def write_csv(rows: Iterable[dict], fields: dict[str, str]) -> None:
+    """CSV for Excel in Belgium: a UTF-8 BOM, `;` between cells (the list separator there), the Dutch
+    column headers of `fields` (key -> header), CRLF line ends. Nothing else goes to standard output."""
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";")
+    writer.writerow(fields.values())
     for row in rows:
         writer.writerow([safe_cell(row.get(f)) for f in fields])
+    data = "\ufeff" + buffer.getvalue()
+    if out is not None:
+        out.write(data.encode("utf-8"))
+        out.flush()
+    else:  # click's test runner
+        sys.stdout.write(data)
 
 
 def _iso(value) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
+    """A moment for the JSON export: ISO 8601 in Belgian time, with its offset (+01:00 or +02:00)."""
+    return belgian_time(value).isoformat(timespec="seconds") if value else None
 
 
 def lead_row(lead: Lead) -> dict:
@@ -59,32 +74,40 @@ def lead_row(lead: Lead) -> dict:
             "requested": _iso(lead.created_at), "requests": lead.request_count}
 
 
-LEAD_FIELDS = ["id", "checklist", "name", "email", "confirmed", "newsletter", "requested", "requests"]
+def lead_cells(lead: Lead) -> dict:
+    return {**lead_row(lead), "confirmed": when(lead.confirmed_at), "newsletter": when(lead.newsletter_consent_at),
+            "requested": when(lead.created_at)}
+
+
+LEAD_FIELDS = {"id": "nr", "checklist": "checklist", "name": "naam", "email": "e-mailadres",
+               "requested": "aangevraagd op", "confirmed": "bevestigd op", "newsletter": "nieuwsbrief sinds",
+               "requests": "aantal aanvragen"}
 
 
 @leads_cli.command("list")
-@click.option("--unconfirmed", is_flag=True, help="Only leads that never opened their link.")
+@click.option("--unconfirmed", is_flag=True, help="Alleen aanvragen waarvan de link nooit geopend werd.")
 def leads_list(unconfirmed: bool) -> None:
-    """List leads, newest first."""
+    """Alle aanvragen, de nieuwste eerst (Belgische tijd)."""
     with db.transaction() as s:
         query = select(Lead).order_by(Lead.created_at.desc())
         if unconfirmed:
             query = query.where(Lead.confirmed_at.is_(None))
         leads = s.scalars(query).all()
         for lead in leads:
-            state = "confirmed" if lead.confirmed_at else "unconfirmed"
-            news = " newsletter" if lead.newsletter_consent_at else ""
-            click.echo(f"{lead.created_at:%Y-%m-%d %H:%M}  {lead.checklist:<12} {state:<11}{news:<11} "
+            state = "bevestigd" if lead.confirmed_at else "niet bevestigd"
+            news = " nieuwsbrief" if lead.newsletter_consent_at else ""
+            click.echo(f"{when(lead.created_at)}  {lead.checklist:<12} {state:<14}{news:<12} "
                        f"{click.style(printable(lead.name), bold=True)} <{printable(lead.email)}>")
-        click.echo(f"{len(leads)} lead(s)")
+        click.echo(f"{len(leads)} {'aanvraag' if len(leads) == 1 else 'aanvragen'} (tijden in Belgische tijd)")
 
 
 @leads_cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 def leads_export(fmt: str) -> None:
-    """Export all leads to standard output."""
+    """Alle aanvragen naar de standaarduitvoer: CSV voor Excel (`make export > aanvragen.csv`) of JSON."""
     with db.transaction() as s:
-        rows = [lead_row(lead) for lead in s.scalars(select(Lead).order_by(Lead.id))]
+        leads = s.scalars(select(Lead).order_by(Lead.id)).all()
+        rows = [lead_row(lead) if fmt == "json" else lead_cells(lead) for lead in leads]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
@@ -95,17 +118,32 @@ def leads_export(fmt: str) -> None:
 leads_cli.add_command(erase_command, "erase")
 
 
+STATUS = {"queued": "wacht", "sending": "bezig", "sent": "verstuurd", "failed": "mislukt"}
+KINDS = {"checklist_link": "downloadlink checklist", "coach_new_lead": "melding nieuwe aanvraag",
+         "contact_to_coach": "contactbericht aan jou", "contact_confirmation": "ontvangstbevestiging",
+         "coach_mail_failed": "melding mislukte e-mail"}
+OUTCOMES = {"sent": "verstuurd", "retry": "later opnieuw", "failed": "mislukt"}
+
+
+def outcome_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {OUTCOMES.get(k, k)}" for k, v in counts.items())
+
+
 @outbox_cli.command("list")
-@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]))
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]),
+              help="Alleen e-mails met deze status (queued = wacht, sent = verstuurd, failed = mislukt).")
 def outbox_list(status: str | None) -> None:
-    """Show the outbox, newest first."""
+    """De e-mails van de website, de nieuwste eerst (Belgische tijd)."""
     with db.transaction() as s:
         query = select(OutboxMail).order_by(OutboxMail.id.desc()).limit(200)
         if status:
             query = query.where(OutboxMail.status == status)
-        for mail in s.scalars(query):
-            click.echo(f"{mail.id:>6} {mail.created_at:%Y-%m-%d %H:%M} {mail.status:<8} tries={mail.attempts} "
-                       f"{mail.kind:<22} {printable(mail.to_addr)}  {printable(mail.last_error)}")
+        mails = s.scalars(query).all()
+        for mail in mails:
+            click.echo(f"{mail.id:>6} {when(mail.created_at)} {STATUS.get(mail.status, mail.status):<9} "
+                       f"pogingen={mail.attempts} {KINDS.get(mail.kind, mail.kind):<26} {printable(mail.to_addr)}"
+                       f"  {printable(mail.last_error)}")
+        click.echo(f"{len(mails)} e-mail(s) (tijden in Belgische tijd)")
 
 
 @outbox_cli.command("send")
@@ -117,13 +155,12 @@ def outbox_send() -> None:
 
 @outbox_cli.command("retry")
 def outbox_retry() -> None:
-    """Put failed mail back in the queue, then try to deliver it now."""
+    """Zet mislukte e-mails opnieuw in de wachtrij en probeer ze meteen te versturen."""
     with db.transaction() as s:
         count = s.execute(update(OutboxMail).where(OutboxMail.status == "failed")
                           .values(status="queued", attempts=0, next_attempt_at=utcnow())).rowcount
-    click.echo(f"{count} mail(s) queued again")
-    counts = outbox.deliver_due(limit=10_000)
-    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    click.echo(f"{count} mislukte e-mail(s) opnieuw in de wachtrij")
+    click.echo(f"Nu verstuurd: {outcome_line(outbox.deliver_due(limit=10_000))}")
 
 
 def message_row(m: ContactMessage) -> dict:
@@ -131,25 +168,30 @@ def message_row(m: ContactMessage) -> dict:
             "subject": m.subject, "message": m.message}
 
 
-MESSAGE_FIELDS = ["id", "received", "name", "email", "phone", "subject", "message"]
+MESSAGE_FIELDS = {"id": "nr", "received": "ontvangen op", "name": "naam", "email": "e-mailadres",
+                  "phone": "telefoon", "subject": "onderwerp", "message": "bericht"}
 
 
 @messages_cli.command("list")
 def messages_list() -> None:
-    """Contact messages, newest first."""
+    """Berichten via het contactformulier, de nieuwste eerst (Belgische tijd)."""
     with db.transaction() as s:
-        for m in s.scalars(select(ContactMessage).order_by(ContactMessage.id.desc())):
+        messages = s.scalars(select(ContactMessage).order_by(ContactMessage.id.desc())).all()
+        for m in messages:
             first_line = m.message.splitlines()[0][:70] if m.message else ""
-            click.echo(f"{m.created_at:%Y-%m-%d %H:%M}  {printable(m.subject):<26} {printable(m.name)} "
-                       f"<{printable(m.email)}>  {printable(first_line)}")
+            click.echo(f"{when(m.created_at)}  {printable(SUBJECTS.get(m.subject, m.subject)):<26} "
+                       f"{printable(m.name)} <{printable(m.email)}>  {printable(first_line)}")
+        click.echo(f"{len(messages)} {'bericht' if len(messages) == 1 else 'berichten'} (tijden in Belgische tijd)")
 
 
 @messages_cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 def messages_export(fmt: str) -> None:
-    """Export all contact messages to standard output."""
+    """Alle berichten naar de standaarduitvoer: CSV voor Excel of JSON."""
     with db.transaction() as s:
-        rows = [message_row(m) for m in s.scalars(select(ContactMessage).order_by(ContactMessage.id))]
+        rows = [message_row(m) if fmt == "json" else {**message_row(m), "received": when(m.created_at),
+                                                      "subject": SUBJECTS.get(m.subject, m.subject)}
+                for m in s.scalars(select(ContactMessage).order_by(ContactMessage.id))]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:

@@ -48,7 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db
 from leadform.config import signing_keys
-from leadform.models import ConsentRecord, PageView, new_id, utcnow
+from leadform.models import BRUSSELS, ConsentRecord, PageView, belgian_time, new_id, utcnow
 from leadform.web import csrf, ip_key, limiter, read_body
 from site_config import Consent, load_settings
 from site_config.published import Published, read_published
@@ -285,29 +285,32 @@ def week_start(day: dt.date) -> dt.date:
 
 @bp.cli.command("stats")
 @click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 520),
-              help="How many weeks, this one included.")
+              help="Hoeveel weken, deze week inbegrepen.")
 def stats(weeks: int) -> None:
-    """Cookie choices per week (UTC, Monday first): accept all, reject all, custom (saved settings).
-    Each visitor (subject id) counts once a week, with their last choice of that week."""
-    first = week_start(utcnow().date()) - dt.timedelta(weeks=weeks - 1)
+    """Cookiekeuzes per week (Belgische tijd, maandag eerst): aanvaard = 'Alles accepteren', geweigerd =
+    'Alles weigeren', eigen = een keuze via 'Instellingen'. Each visitor (subject id) counts once a
+    week, with their last choice of that week, so repeated records cannot tilt the shares."""
+    first = week_start(belgian_time(utcnow()).date()) - dt.timedelta(weeks=weeks - 1)
     counts = {first + dt.timedelta(weeks=i): dict.fromkeys(BUTTONS, 0) for i in range(weeks)}
+    since = dt.datetime.combine(first, dt.time(), BRUSSELS).astimezone(dt.UTC).replace(tzinfo=None)
     last: dict[tuple[dt.date, str], str] = {}
     with db.transaction() as s:
         rows = s.execute(select(ConsentRecord.created_at, ConsentRecord.subject_id, ConsentRecord.button)
-                         .where(ConsentRecord.created_at >= dt.datetime.combine(first, dt.time()))
+                         .where(ConsentRecord.created_at >= since)
                          .order_by(ConsentRecord.created_at, ConsentRecord.id))
         for created_at, subject, button in rows:
-            last[(week_start(created_at.date()), subject)] = button
+            last[(week_start(belgian_time(created_at).date()), subject)] = button
     for (week, _), button in last.items():
         if week in counts and button in counts[week]:
             counts[week][button] += 1
-    click.echo(f"{'week':<10} {'starts':<10} {'accept':>7} {'reject':>7} {'custom':>7} {'total':>7} {'accept%':>8}")
+    click.echo(f"{'week':<10} {'vanaf':<10} {'aanvaard':>9} {'geweigerd':>10} {'eigen':>6} {'totaal':>7} "
+               f"{'%aanvaard':>10}")
     for start, c in counts.items():
         total = sum(c.values())
         share = f"{100 * c['accept_all'] / total:.0f}%" if total else "-"
         year, week, _ = start.isocalendar()
-        click.echo(f"{year}-W{week:02d}   {start:%Y-%m-%d} {c['accept_all']:>7} {c['reject_all']:>7} "
-                   f"{c['save']:>7} {total:>7} {share:>8}")
+        click.echo(f"{year}-W{week:02d}   {start:%d/%m/%Y} {c['accept_all']:>9} {c['reject_all']:>10} "
+                   f"{c['save']:>6} {total:>7} {share:>10}")
 
 
 @bp.cli.command("proof")

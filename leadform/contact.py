@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, redirect
+from flask import Blueprint, current_app, redirect
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadform import db, mail, outbox
 from leadform.forms import SUBJECTS, ContactForm, form_post, issue_started, seconds_since
 from leadform.models import ContactMessage, utcnow
-from leadform.web import per_email, per_ip, render_page
+from leadform.web import per_email, per_ip, remember_sent_to, render_page
 from site_config import load_settings
 
 bp = Blueprint("contact", __name__)
@@ -71,13 +71,15 @@ def contact():
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
+    # A suggested moment ("Maak een afspraak" without an online agenda) is kept with the message itself.
+    text = form.message.data + (f"\n\n{mail.MOMENT_LABEL}: {form.moment.data}" if form.moment.data else "")
     message = ContactMessage(name=form.name.data, email=form.email.data, phone=form.phone.data or None,
-                             subject=form.subject.data, message=form.message.data, created_at=utcnow())
+                             subject=form.subject.data, message=text, created_at=utcnow())
     s = db.session()
     try:
         with s.begin():
             s.add(message)
-            outbox.queue(s, mail.contact_to_coach(message, SUBJECTS[form.subject.data]))
+            outbox.queue(s, mail.contact_to_coach(message, SUBJECTS[form.subject.data], form.moment.data))
             confirmation = mail.contact_confirmation(message)
             if confirmation:  # the coach always hears; the visitor's mailbox only within its daily limit
                 outbox.queue_for_visitor(s, confirmation)
@@ -86,4 +88,5 @@ def contact():
         return form_page(form, 503, notice=UNAVAILABLE)
     log.info("contact stored message_id=%s", message.id)
     outbox.kick()
+    remember_sent_to(form.email.data if current_app.config["CONTACT_CONFIRMATION"] else None)
     return redirect(THANK_YOU, code=303)

@@ -30,6 +30,7 @@ from site_config import load_settings
 NAME_MAX = 100
 EMAIL_MAX = 254
 PHONE_MAX = 40
+MOMENT_MAX = 200
 NO_CONTROL = Regexp(r"^[^\x00-\x1f\x7f]*$", message="Gebruik geen speciale tekens of regeleinden.")
 # A name is printed in the coach's mails: besides control characters (C0 and C1, NEL among them) no line
 # or paragraph separator and no bidirectional or zero-width control, which could fake a line or turn text around.
@@ -109,6 +110,8 @@ class ContactForm(PersonForm):
         Regexp(r"^[0-9+()./ -]*$", message="Gebruik alleen cijfers, spaties en + ( ) . / -.")])
     subject = SelectField("Waarover gaat je vraag?", choices=subject_choices(), validate_choice=False, validators=[
         DataRequired("Kies een onderwerp.")])
+    moment = StringField("Wanneer past een kennismakingsgesprek je? (niet verplicht)", filters=[strip], validators=[
+        Optional(), Length(max=MOMENT_MAX, message="Hou het korter: een dag en een dagdeel volstaan."), NO_CONTROL])
     message = TextAreaField("Je bericht", filters=[strip], validators=[
         DataRequired("Schrijf je bericht."),
         Length(max=load_settings().limits.message_max_length,

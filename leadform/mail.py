@@ -25,6 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import StrictUndefined, TemplateError
 
+from leadform.models import when
 from site_config import Checklist, load_settings
 
 log = logging.getLogger("leadform.mail")
@@ -53,7 +54,6 @@ TEMPLATES = {
     "scorecard_report": ("scorecard_report", True),
     "coach_new_report": ("coach_new_report", False),
 }
-WHEN = "%d/%m/%Y %H:%M"  # how a mail shows a moment (UTC)
 # Mails to a visitor's address, which nobody has to have confirmed: they count against the address's
 # daily limit and the site's hourly and daily caps, and carry no free text from the request.
 VISITOR_KINDS = ("checklist_link", "contact_confirmation", "scorecard_report", "team_round_link")
@@ -130,19 +130,25 @@ def coach_address() -> str:
     return current_app.config.get("COACH_EMAIL") or load_settings().coach.email
 
 
+def to_visitor() -> dict[str, str]:
+    """The headers of every mail to a visitor: an answer goes to the coach, not to no-reply@. The
+    address is the coach's own (site.yml or LEADFORM_COACH_EMAIL), never anything a visitor typed."""
+    return {"Reply-To": coach_address()}
+
+
 def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
     """`lead` needs an email; it may be a lead not stored yet. The name the form asked for is not in
     it: the address has not been confirmed, and a name is free text anyone can type ("Je bank: …")."""
     return Mail("checklist_link", lead.email, f"Je {checklist.title}: je persoonlijke downloadlink",
                 {"checklist": checklist.slug, "link": link,
-                 "days": load_settings().limits.link_valid_days})
+                 "days": load_settings().limits.link_valid_days}, headers=to_visitor())
 
 
 def scorecard_report(name: str, email: str, checklist: Checklist, link: str) -> Mail:
     """The link to a personal report of a checklist's self-assessment (leadform/scorecards.py)."""
     return Mail("scorecard_report", email, f"Je persoonlijk rapport: {checklist.title}",
                 {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
-                 "days": load_settings().limits.link_valid_days})
+                 "days": load_settings().limits.link_valid_days}, headers=to_visitor())
 
 
 def with_unsubscribe(mail: Mail) -> Mail:
@@ -157,7 +163,7 @@ def coach_new_lead(lead: Any, checklist: Checklist) -> Mail | None:
     return Mail("coach_new_lead", coach_address(), f"Nieuwe bevestigde aanvraag: {checklist.title}",
                 {"checklist": checklist.slug, "lead": {
                     "name": lead.name, "email": lead.email, "newsletter": lead.newsletter_consent_at is not None,
-                    "requested": lead.created_at.strftime(WHEN)}})
+                    "requested": when(lead.created_at)}})
 
 
 def coach_new_report(lead: Any, result: Any, asked_at: Any) -> Mail | None:
@@ -168,16 +174,21 @@ def coach_new_report(lead: Any, result: Any, asked_at: Any) -> Mail | None:
     checklist = result.checklist
     return Mail("coach_new_report", coach_address(), f"Nieuw persoonlijk rapport: {checklist.title}",
                 {"checklist": checklist.slug, "lead": {"name": lead.name, "email": lead.email,
-                                                       "requested": asked_at.strftime(WHEN)},
+                                                       "requested": when(asked_at)},
                  "themes": [{"title": t.title, "average": t.average_text, "level": t.level_label}
                             for t in result.themes],
                  "weakest": result.weakest.title, "even": result.even})
 
 
-def contact_to_coach(message: Any, subject_label: str) -> Mail:
+MOMENT_LABEL = "Voorkeur voor een gesprek"  # a moment suggested in the contact form, kept with the message
+
+
+def contact_to_coach(message: Any, subject_label: str, moment: str | None = None) -> Mail:
+    """The visitor's message to the coach; a suggested moment stands on a line of its own, above it."""
+    text = message.message.removesuffix(f"\n\n{MOMENT_LABEL}: {moment}") if moment else message.message
     return Mail("contact_to_coach", coach_address(), f"Nieuw bericht via de website: {subject_label}",
                 {"message": {"name": message.name, "email": message.email, "phone": message.phone,
-                             "message": message.message}, "subject_label": subject_label},
+                             "message": text, "moment": moment or None}, "subject_label": subject_label},
                 headers={"Reply-To": message.email})
 
 
@@ -185,7 +196,8 @@ def contact_confirmation(message: Any) -> Mail | None:
     if not current_app.config["CONTACT_CONFIRMATION"]:
         return None
     # Neither the name nor the message: the address may belong to someone else than the sender.
-    return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen", {})
+    return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen", {},
+                headers=to_visitor())
 
 
 def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
@@ -193,7 +205,7 @@ def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
     settings = load_settings()
     return Mail("team_round_link", leader.email, f"Bevestig je teamronde met de {checklist.title}",
                 {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
-                 "open_days": settings.limits.team_round_open_days})
+                 "open_days": settings.limits.team_round_open_days}, headers=to_visitor())
 
 
 def team_report_ready(team_round: Any, checklist: Checklist, link: str, answers: int, minimum: int) -> Mail:
@@ -201,7 +213,8 @@ def team_report_ready(team_round: Any, checklist: Checklist, link: str, answers:
     settings = load_settings()
     return Mail("team_report_ready", team_round.leader_email, f"Je teamronde met de {checklist.title} is afgesloten",
                 {"leader": {"name": team_round.leader_name}, "checklist": checklist.slug, "link": link,
-                 "answers": answers, "minimum": minimum, "kept_days": settings.retention.team_round_days})
+                 "answers": answers, "minimum": minimum, "kept_days": settings.retention.team_round_days},
+                headers=to_visitor())
 
 
 def coach_team_round(team_round: Any, checklist: Checklist) -> Mail | None:
@@ -211,14 +224,14 @@ def coach_team_round(team_round: Any, checklist: Checklist) -> Mail | None:
     return Mail("coach_team_round", coach_address(), f"Nieuwe teamronde gestart: {checklist.title}",
                 {"checklist": checklist.slug, "leader": {"name": team_round.leader_name,
                                                          "email": team_round.leader_email},
-                 "closes": team_round.closes_at.strftime(WHEN)})
+                 "closes": when(team_round.closes_at)})
 
 
 def failure_report(mail: Any, error: str) -> Mail:
     """`mail` is the outbox row that failed."""
     return Mail("coach_mail_failed", coach_address(), "Een e-mail van de website kon niet verstuurd worden",
                 {"mail": {"kind": mail.kind, "to_addr": mail.to_addr, "subject": mail.subject,
-                          "created": mail.created_at.strftime(WHEN), "attempts": mail.attempts}, "error": error})
+                          "created": when(mail.created_at), "attempts": mail.attempts}, "error": error})
 
 
 def caps_reached(hour: int, day: int, waiting: int) -> Mail:

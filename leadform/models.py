@@ -3,13 +3,14 @@ team rounds and their anonymous answers, assessments (answers of a lead who aske
 report) and their anonymous totals.
 
 Only what serves a purpose is stored: no IP address, no user agent anywhere.
-Times are naive UTC.
+Times are naive UTC; `when()` shows one to the coach in Belgian time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -17,6 +18,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+WHEN = "%d/%m/%Y %H:%M"  # how the coach reads a moment: Belgian time, as Excel in Belgium parses it
+
+
+def belgian_time(value: dt.datetime) -> dt.datetime:
+    """A stored moment (naive UTC) as the coach lives it: Europe/Brussels, winter and summer time."""
+    return value.replace(tzinfo=dt.UTC).astimezone(BRUSSELS)
+
+
+def when(value: dt.datetime | None) -> str:
+    """'15/01/2026 04:00' for 03:00 UTC in winter; '' for no moment."""
+    return belgian_time(value).strftime(WHEN) if value else ""
 
 
 def new_id() -> str:

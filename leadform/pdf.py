@@ -261,10 +261,15 @@ def _numbered_canvas(footer_left: str) -> type[Canvas]:
 # --- the pages ----------------------------------------------------------------------------------
 
 
+def _capital(text: str) -> str:
+    """The checklist's name at the start of a line: 'checklist teams' -> 'Checklist teams'."""
+    return text[:1].upper() + text[1:]
+
+
 def _cover(checklist: Checklist, settings: Settings, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     """Title block on the petrol band; the background itself is drawn by the cover template."""
-    words = checklist.title.split(maxsplit=1)
-    kicker, main_title = (words[0], words[1]) if len(words) == 2 else ("", checklist.title)
+    words = checklist.title.split(maxsplit=1)   # "checklist teams": CHECKLIST over "Teams"
+    kicker, main_title = (words[0].upper(), _capital(words[1])) if len(words) == 2 else ("", _capital(checklist.title))
     tagline = checklist.tagline.strip()
     tagline = tagline[:1].upper() + tagline[1:]
     story: list[Flowable] = [Paragraph(_t(settings.site.name).upper(), st["cover_site"]), Spacer(1, 46 * mm)]
@@ -319,7 +324,7 @@ def _heading(kicker: str, title: str, st: dict[str, ParagraphStyle]) -> list[Flo
 
 
 def _introduction(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
-    story = _heading("Voor u begint", "Inleiding", st)
+    story = _heading("Voor je begint", "Inleiding", st)
     story += [Paragraph(_t(p), st["lead"]) for p in _paragraphs(checklist.introduction)]
     # The scale as a legend, so the reader knows the words behind the numbers before scoring.
     cells = [[Paragraph(f"<b>{p.score}</b>", st["step_num"]) for p in checklist.scale],
@@ -352,7 +357,7 @@ def _dimension_table(number_from: int, dimension: Dimension, checklist: Checklis
         rows.append([Paragraph(str(n), st["cell_num"]), Paragraph(_t(statement), st["cell"])]
                     + [_ScoreBox() for _ in checklist.scale])
         n += 1
-    rows.append([Paragraph(f"Uw gemiddelde voor dit thema: som ÷ {len(dimension.statements)} =",
+    rows.append([Paragraph(f"Je gemiddelde voor dit thema: som ÷ {len(dimension.statements)} =",
                            st["avg_label"]), "", _ScoreBox(width=22 * mm, stroke=AMBER)] + [""] * (n_scale - 1))
     last = len(rows) - 1
     table = Table(rows, colWidths=[num_w, text_w] + [score_w] * n_scale, repeatRows=1)
@@ -376,10 +381,10 @@ def _dimension_table(number_from: int, dimension: Dimension, checklist: Checklis
 
 
 def _statements(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
-    story = _heading("De checklist", "Geef uw score", st)
+    story = _heading("De checklist", "Geef je score", st)
     story.append(Paragraph(
-        "Kruis bij elke uitspraak het vakje aan dat het best past bij uw situatie van vandaag. "
-        "Onderaan elk thema vult u daarna uw gemiddelde in.", st["body"]))
+        "Kruis bij elke uitspraak het vakje aan dat het best past bij je situatie van vandaag. "
+        "Onderaan elk thema vul je daarna je gemiddelde in.", st["body"]))
     number = 1
     for i, dimension in enumerate(checklist.dimensions, start=1):
         table, number = _dimension_table(number, dimension, checklist, st)
@@ -399,12 +404,12 @@ def _theme_block(i: int, dimension: Dimension, checklist: Checklist, table: Tabl
 
 
 def _scoring_key(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
-    story = _heading("Uw resultaat", "Zo berekent u uw score", st)
+    story = _heading("Je resultaat", "Zo bereken je je score", st)
     steps = [
         "Tel per thema de scores van alle uitspraken bij elkaar op.",
-        "Deel die som door het aantal uitspraken van dat thema. Zo krijgt u uw gemiddelde, "
+        "Deel die som door het aantal uitspraken van dat thema. Zo krijg je je gemiddelde, "
         f"een getal tussen {checklist.scale[0].score} en {checklist.scale[-1].score}.",
-        "Noteer het gemiddelde in de tabel hieronder en lees bij elk thema het advies dat bij uw niveau past.",
+        "Noteer het gemiddelde in de tabel hieronder en lees bij elk thema het advies dat bij je niveau past.",
     ]
     rows = [[Paragraph(str(i), st["step_num"]), Paragraph(_t(text), st["body"])] for i, text in enumerate(steps, 1)]
     table = Table(rows, colWidths=[10 * mm, CONTENT_W - 10 * mm])
@@ -432,11 +437,11 @@ def _scoring_key(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Fl
              for key, label in LEVELS]
     band_table = Table(bands, colWidths=[52 * mm, CONTENT_W - 52 * mm])
     band_table.setStyle(_level_style(len(bands)))
-    story += [Spacer(1, 10), Paragraph("WAT BETEKENT UW GEMIDDELDE?", st["kicker"]), Spacer(1, 3), band_table]
+    story += [Spacer(1, 10), Paragraph("WAT BETEKENT JE GEMIDDELDE?", st["kicker"]), Spacer(1, 3), band_table]
 
     # A place to write every average down, so the overview sits on one page.
     head = ParagraphStyle("overview_head", parent=st["head"])
-    rows = [[Paragraph("Thema", head), Paragraph("Uw gemiddelde", ParagraphStyle(
+    rows = [[Paragraph("Thema", head), Paragraph("Je gemiddelde", ParagraphStyle(
         "overview_head_c", parent=head, alignment=TA_CENTER))]]
     rows += [[Paragraph(_t(d.title), st["cell"]), ""] for d in checklist.dimensions]
     overview = Table(rows, colWidths=[CONTENT_W - 45 * mm, 45 * mm], rowHeights=[None] + [10 * mm] * len(
@@ -450,7 +455,7 @@ def _scoring_key(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Fl
         ("LEFTPADDING", (0, 0), (-1, -1), 8),
         ("TOPPADDING", (0, 0), (-1, 0), 6), ("BOTTOMPADDING", (0, 0), (-1, 0), 6),
     ]))
-    story.append(KeepTogether([Spacer(1, 12), Paragraph("UW OVERZICHT", st["kicker"]), Spacer(1, 3), overview]))
+    story.append(KeepTogether([Spacer(1, 12), Paragraph("JE OVERZICHT", st["kicker"]), Spacer(1, 3), overview]))
     return story
 
 
@@ -481,7 +486,7 @@ def _level_style(n_rows: int) -> TableStyle:
 def _advice(checklist: Checklist, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     story = _heading("Aan de slag", "Advies per thema", st)
     story.append(Paragraph(
-        "Zoek bij elk thema het niveau dat bij uw gemiddelde past. Begin bij het thema met de laagste score: "
+        "Zoek bij elk thema het niveau dat bij je gemiddelde past. Begin bij het thema met de laagste score: "
         "daar maakt een kleine stap het grootste verschil.", st["body"]))
     ranges = _level_ranges(checklist)
     for i, dimension in enumerate(checklist.dimensions, start=1):
@@ -567,7 +572,7 @@ def _page_callbacks(checklist: Checklist, settings: Settings) -> tuple[Callable[
         canv.drawString(MARGIN_X + 4.2 * mm, y, settings.site.name.upper())
         canv.setFont(FONT, 7.5)
         canv.setFillColor(MUTED)
-        canv.drawRightString(PAGE_W - MARGIN_X, y, f"{checklist.title}  ·  {checklist.subtitle}")
+        canv.drawRightString(PAGE_W - MARGIN_X, y, f"{_capital(checklist.title)}  ·  {checklist.subtitle}")
         canv.restoreState()
 
     return cover, body
@@ -581,7 +586,7 @@ def render_checklist_pdf(checklist: Checklist, settings: Settings) -> bytes:
     doc = BaseDocTemplate(
         buffer, pagesize=A4,
         leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=MARGIN_TOP, bottomMargin=MARGIN_BOTTOM,
-        title=f"{checklist.title.title()} – {checklist.subtitle}",
+        title=f"{_capital(checklist.title)} – {checklist.subtitle}",
         author=f"{settings.coach.name}, {settings.coach.company}",
         subject=checklist.tagline, creator=settings.site.name, producer=settings.site.name,
         keywords=["checklist", checklist.slug],

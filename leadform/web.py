@@ -19,17 +19,18 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from limits.storage import Storage, storage_from_string
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadform.forms import issue_started
 from leadform.mail import mailbox
-from site_config import load_settings
+from site_config import csp, load_settings
 from site_config.csp import policy
 
 log = logging.getLogger("leadform.web")
@@ -128,7 +129,8 @@ def _add_headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     for name, value in response_headers(current_app.config["PUBLIC_HTTPS"]).items():
         if name == "Content-Security-Policy":
-            response.headers.setdefault(name, value)   # a route may set its own (the site's 404 page)
+            # a page in the site's shell allows the shell's inline scripts, as the site's pages do
+            response.headers.setdefault(name, g.get("site_policy") or value)
         else:
             response.headers[name] = value
     return response
@@ -143,12 +145,47 @@ def _site_stylesheets(site_dir: str) -> tuple[str, ...]:
     return tuple(f"/assets/stylesheets/{name}" for name in material[:1]) + ("/assets/stylesheets/coach.css",)
 
 
+SHELL_FILE = ".app-shell.html"          # written by site_config/hooks.py at every build
+SHELL_MARKERS = ("@@APP-TITLE@@", "@@APP-CONTENT@@")
+
+
+@cache
+def _shell(site_dir: str, mtime: float) -> tuple[tuple[str, str, str], str] | None:
+    """The site's page shell cut at its two markers, and the site's CSP that allows its inline scripts;
+    cached per build (the file's mtime), so a rebuild under `make run` shows at once."""
+    try:
+        text = (Path(site_dir) / SHELL_FILE).read_text(encoding="utf-8")
+        site_policy = csp.read_policy(Path(site_dir))
+    except (OSError, csp.CSPError):
+        return None
+    head, _, rest = text.partition(SHELL_MARKERS[0])
+    middle, _, tail = rest.partition(SHELL_MARKERS[1])
+    if not tail:
+        return None
+    return (head, middle, tail), site_policy
+
+
+def site_shell(site_dir: str) -> tuple[tuple[str, str, str], str] | None:
+    try:
+        mtime = (Path(site_dir) / SHELL_FILE).stat().st_mtime
+    except OSError:
+        return None
+    return _shell(site_dir, mtime)
+
+
 def render_page(template: str, status: int = 200, **context: object) -> tuple[str, int]:
-    """A page the app draws itself (a form shown again, an expired link, an error) in the site's look."""
+    """A page the app draws itself (a form shown again, an expired link, an error) in the site's own
+    header, menu, cookie banner and footer: the shell the build wrote. Without a built site (the app
+    alone in a test) a plain page with the site's stylesheets."""
     settings = load_settings()
-    html = render_template(template, settings=settings, coach=settings.coach,
-                           stylesheets=_site_stylesheets(os.path.realpath(current_app.config["SITE_DIR"])), **context)
-    return html, status
+    site_dir = os.path.realpath(current_app.config["SITE_DIR"])  # the release `site` points at now
+    shell = site_shell(site_dir)
+    html = render_template(template, settings=settings, coach=settings.coach, in_shell=shell is not None,
+                           stylesheets=_site_stylesheets(site_dir), **context)
+    if shell is None:
+        return html, status
+    (head, middle, tail), g.site_policy = shell
+    return head + str(escape(context.get("title", ""))) + middle + html + tail, status
 
 
 # -- the JSON endpoints' same-origin rule -------------------------------------------------------------------
@@ -184,6 +221,26 @@ def read_body(mimetype: str, max_bytes: int) -> bytes:
 def csrf_token() -> Response:
     """The token a static page's form needs (forms.js fetches it), and the contact form's signed start time."""
     response = jsonify(csrf_token=generate_csrf(), started=issue_started())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+SENT_TO = "sent_to"   # session key: the address the visitor's last form mail went to
+
+
+def remember_sent_to(email: str | None) -> None:
+    """Keep the address for the thank-you page in the visitor's own (signed) session cookie, until the
+    browser closes: never in the redirect's URL, never in a log line."""
+    if email:
+        session[SENT_TO] = email
+    else:
+        session.pop(SENT_TO, None)
+
+
+@bp.get("/api/sent-to")
+def sent_to() -> Response:
+    """The thank-you pages repeat the address the mail went to (sent-to.js shows it as text)."""
+    response = jsonify(email=session.get(SENT_TO))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -44,6 +44,7 @@ class Coach:
     phone: str
     address: Address
     socials: tuple[Social, ...]
+    booking_url: str | None = None   # the coach's online agenda; None: the contact form takes the request
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,12 @@ def _load(config_dir: Path) -> Settings:
                                 f"{where} coach.address", street=str, postcode=str, city=str, country=str))
     socials = tuple(Social(**_fields(Social, s, f"{where} coach.socials", name=str, url=str))
                     for s in c.get("socials") or [])
+    booking_url = str(c.get("booking_url") or "").strip() or None
+    if booking_url and not booking_url.startswith("https://"):
+        raise ConfigError(f"{where} coach.booking_url: een adres dat begint met https://, of leeg laten.")
     coach = Coach(**_fields(Coach, c, f"{where} coach", name=str, role=str, company=str,
                             company_number=str, vat=str, email=str, phone=str),
-                  address=address, socials=socials)
+                  address=address, socials=socials, booking_url=booking_url)
     checklists = tuple(_load_checklist(config_dir / "checklists" / f"{slug}.yml")
                        for slug in require(data, "checklists", list, where))
     cons = require(data, "consent", dict, where)

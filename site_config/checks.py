@@ -215,10 +215,10 @@ def check_page_html(path: str, html: str) -> list[str]:
 CONSENT_TEMPLATE = "site_config/overrides/partials/consent.html"
 # Data for scripts, never run by the browser (Material's #__config).
 DATA_SCRIPT_TYPES = frozenset({"application/json", "application/ld+json"})
-# The site's own scripts that run without a choice: Material's bundle, forms.js, consent.js and
-# scorecard.js (the checklist pages).
+# The site's own scripts that run without a choice: Material's bundle, forms.js, consent.js,
+# scorecard.js (the checklist pages) and sent-to.js (the thank-you pages show the address the mail went to).
 OWN_SCRIPT = re.compile(
-    r"^(?:/|(?:\.{1,2}/)+)?assets/javascripts/(?:bundle\.[0-9a-f]{8}\.min|forms|consent|scorecard)\.js$")
+    r"^(?:/|(?:\.{1,2}/)+)?assets/javascripts/(?:bundle\.[0-9a-f]{8}\.min|forms|consent|scorecard|sent-to)\.js$")
 # Inline scripts that run without a choice: Material's (partials/javascripts/, except its consent banner,
 # which keeps a choice without proof) and these necessary ones of the site itself, named on purpose.
 OWN_INLINE_TEMPLATES = ("partials/deferred-requests.html",)

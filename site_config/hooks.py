@@ -8,17 +8,23 @@ can run after a generator that has no hooks.
 
 from __future__ import annotations
 
+import html
+import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mkdocs.commands.build import get_context
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import Files
+from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from site_config import ConfigError, csp, fingerprint, load_settings, published
 from site_config.checks import check_built, check_markdown_links, check_post_file, failure
+
+log = logging.getLogger("mkdocs.hooks.coach")
 
 
 def _fail(problems: list[str]) -> None:
@@ -27,11 +33,15 @@ def _fail(problems: list[str]) -> None:
 
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
+_theme: dict = {}  # this build's template environment, files and nav, for the app's page shell
+APP_SHELL = ".app-shell.html"  # leadform/web.py reads it; a dotfile, so no server serves it
 
 
 @event_priority(100)
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Take the site's identity from site.yml, the one place the coach edits it."""
+    """Take the site's identity from site.yml, the one place the coach edits it (the feeds' too)."""
+    # `make serve` shows the coach our Dutch lines, not the macros plugin's list of what it loaded.
+    logging.getLogger("mkdocs.plugins.mkdocs_macros").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -41,8 +51,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
     rss = config.plugins.get("rss")
-    if rss is not None and not rss.config.image:  # else the feed says <image><url>None</url>
-        rss.config.image = settings.site.url.rstrip("/") + "/assets/logo.png"
+    if rss is not None:  # the feeds' title and description, else they keep mkdocs.yml's example values
+        rss.config.feed_title = f"{settings.site.name} — blog"
+        rss.config.feed_description = settings.site.description
+        if not rss.config.image:  # else the feed says <image><url>None</url>
+            rss.config.image = settings.site.url.rstrip("/") + "/assets/logo.png"
     return config
 
 
@@ -90,11 +103,26 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     return output
 
 
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    _theme["nav"] = nav
+    return nav
+
+
 def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
+    _theme.update(env=env, files=files)
     return env
+
+
+def write_app_shell(config: MkDocsConfig) -> Path:
+    """The site's page around the app's own pages (overrides/app-shell.html), with absolute links like
+    the 404 page's, since the app answers under /api/ and /download/."""
+    context = get_context(_theme["nav"], _theme["files"], config, base_url="/")
+    path = Path(config.site_dir) / APP_SHELL
+    path.write_text(_theme["env"].get_template("app-shell.html").render(context), encoding="utf-8")
+    return path
 
 
 @event_priority(-100)  # last, after every plugin wrote its pages
@@ -102,7 +130,8 @@ def on_post_build(config: MkDocsConfig) -> None:
     """Nothing in a finished page may load from another host, break the consent rules or the CSP
     (site_config/checks.py); then allow the inline scripts of this build by hash (site_config/csp.py).
     The same steps as `python -m site_config.checks --built` and `python -m site_config.csp`, with the
-    pages named by their Markdown source."""
+    pages named by their Markdown source. First the app's page shell, so it is checked and hashed too."""
+    _written.append(("site_config/overrides/app-shell.html", write_app_shell(config)))
     site_dir = Path(config.site_dir)
     _fail(check_built(site_dir, {path: label for label, path in _written}))
     published.write_published(site_dir, urlsplit(config.site_url or "/").path)
@@ -110,3 +139,52 @@ def on_post_build(config: MkDocsConfig) -> None:
         csp.build_policy(site_dir)
     except csp.CSPError as exc:
         _fail([str(exc)])
+
+
+# -- `make serve`: a build error shows in the browser, in Dutch ------------------------------------------
+
+_last_error: list[str] = []
+
+
+def on_build_error(error: Exception) -> None:
+    _last_error[:] = [str(error)]
+
+
+def on_serve(server, config: MkDocsConfig, builder):
+    """After a save that breaks the build, MkDocs keeps the browser waiting for a page that never comes
+    (its rebuild failed, so it holds every request). Instead, each page of the preview becomes the Dutch
+    error; the next good save rebuilds the site and the browser reloads by itself."""
+
+    def build_or_show_error() -> None:
+        root = Path(server.root)
+        pages = [p.relative_to(root) for p in root.rglob("*.html")]
+        _last_error.clear()
+        try:
+            builder()
+        except Exception as exc:  # noqa: BLE001 - whatever broke the build, the coach sees it in the page
+            message = _last_error[0] if _last_error else str(exc)
+            page = _error_page(message)
+            for relative in pages or [Path("index.html")]:
+                target = root / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(page, encoding="utf-8")
+            log.info("De fout staat ook in je browser; bewaar het verbeterde bestand en de pagina laadt opnieuw.")
+
+    server.builder = build_or_show_error
+    return server
+
+
+def _error_page(message: str) -> str:
+    if not message.startswith("De site kan niet gebouwd worden"):
+        message = ("De site kan niet gebouwd worden. De melding hieronder komt van MkDocs (in het Engels); "
+                   "de regels erboven in de terminal zeggen welk bestand het is.\n" + message)
+    return f"""<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>De site kan niet gebouwd worden</title>
+<style>body{{font:1.05rem/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2a2e}}
+h1{{color:#b4561d}}pre{{white-space:pre-wrap;background:#f7f3ee;border-left:4px solid #b4561d;padding:1rem}}</style>
+</head><body><h1>Er is iets mis met je laatste wijziging</h1>
+<pre>{html.escape(message)}</pre>
+<p>Verbeter het bestand en bewaar het opnieuw: deze pagina laadt dan vanzelf opnieuw met je site.</p>
+</body></html>
+"""

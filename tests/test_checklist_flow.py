@@ -141,7 +141,7 @@ def test_mail_arrives_over_smtp_and_the_link_downloads_the_pdf(make_app, smtp_se
     assert deliver(app)["sent"] == 1
     (rcpt, message), = smtp_server.messages
     assert rcpt == ["sofie.peeters@example.be"]
-    assert message["Subject"] == "Je CHECKLIST LEADERSHIP: je persoonlijke downloadlink"
+    assert message["Subject"] == "Je checklist leiderschap: je persoonlijke downloadlink"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     token = LINK.search(text).group(1)

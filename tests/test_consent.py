@@ -235,7 +235,7 @@ def test_stats_count_accept_reject_and_custom_per_week(app, runner) -> None:
     result = runner.invoke(args=["consent", "stats"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["week", "starts", "accept", "reject", "custom", "total", "accept%"]
+    assert lines[0].split() == ["week", "vanaf", "aanvaard", "geweigerd", "eigen", "totaal", "%aanvaard"]
     assert len(lines) == 13
     assert lines[-1].split()[2:] == ["2", "1", "1", "4", "50%"]
     assert lines[-2].split()[2:] == ["1", "1", "0", "2", "50%"]

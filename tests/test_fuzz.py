@@ -243,7 +243,7 @@ def csv_rows(app, group: str) -> list[list[str]]:
     result = app.test_cli_runner().invoke(args=[group, "export", "--format", "csv"])
     assert result.exit_code == 0, result.output
     # The bytes as written: click's `output` turns CR LF into LF, which a CR LF inside a quoted cell keeps.
-    return list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8"), newline="")))
+    return list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8-sig"), newline=""), delimiter=";"))
 
 
 def check_csv(rows: list[list[str]], expected: dict[str, object], where: str) -> None:
@@ -341,7 +341,7 @@ def test_fuzz_checklist_form(fuzz_app) -> None:
         (coach_mail,) = delivered_mails(app)
         check_mail(coach_mail, load_settings().coach.email, [f"Naam: {name}", f"E-mail: {address}"], [],
                    "coach notification")
-        check_csv(csv_rows(app, "leads"), {"name": name, "email": address, "checklist": slug}, "leads csv")
+        check_csv(csv_rows(app, "leads"), {"naam": name, "e-mailadres": address, "checklist": slug}, "leads csv")
         check_terminal(app, ["leads", "list"], "leads list")
 
     run()
@@ -392,8 +392,8 @@ def test_fuzz_contact_form(fuzz_app) -> None:
                    [name, address, phone, message], "mail to the coach", mail_baselines[coach])
         assert mails[coach]["Reply-To"] == address
         check_mail(mails[address], address, ["Dag,"], [], "confirmation mail", mail_baselines["jan@example.be"])
-        check_csv(csv_rows(app, "messages"), {"name": name, "email": address, "phone": phone or None,
-                                               "message": message}, "messages csv")
+        check_csv(csv_rows(app, "messages"), {"naam": name, "e-mailadres": address, "telefoon": phone or None,
+                                               "bericht": message}, "messages csv")
         check_terminal(app, ["messages", "list"], "messages list")
 
     run()

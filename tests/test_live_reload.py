@@ -28,6 +28,20 @@ def post(n: int, title: str, excerpt: str, category: str = "Teamcoaching") -> st
             f"De rest van bericht {n}.\n")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_serve_environment() -> dict[str, str]:
+    """The variables the Makefile sets for `make serve` (exported ones and the recipe's own)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\nserve:"):].split("\n\n")[0]
+    found = dict(re.findall(r"export (\w+) := (\S+)", makefile) + re.findall(r"\b([A-Z_]+)=(\S+) \$\(BIN\)", recipe))
+    assert "PYTHONWARNINGS" in found and "NO_MKDOCS_2_WARNING" in found, found
+    # --dirty leaves unchanged pages unread: their titles are None, the menu read "Blog | None | None"
+    assert "--dirty" not in recipe.split("mkdocs serve", 1)[1], recipe
+    return found
+
+
 class Serve:
     """`mkdocs serve` as `make serve` runs it, on a free loopback port."""
 
@@ -35,7 +49,7 @@ class Serve:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", self.url.removeprefix("http://")],
-            cwd=project, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+            cwd=project, env={**os.environ, **make_serve_environment()},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.log: list[str] = []
         threading.Thread(target=lambda: self.log.extend(self.proc.stdout or []), daemon=True).start()
@@ -72,6 +86,10 @@ def test_saved_posts_show_on_their_own_pages_and_on_the_blog_lists(project_copy:
         (posts / f"bericht-{newest}.md").write_text(post(newest, f"Bericht {newest}", "Een nieuwe inleiding."))
         first_page = server.wait_for("/blog/", "Een nieuwe inleiding.")
         assert first_page.count("Inleiding van bericht") == 9
+        # Every rebuilt page keeps the whole menu (an unread page's title was "None" under --dirty).
+        about = server.wait_for("/over/", "Over mij")
+        tabs = re.findall(r'class="md-tabs__link[^"]*">\s*([^<]*?)\s*<', about)
+        assert tabs == ["Home", "Diensten", "Checklists", "Blog", "Over mij", "Contact"], tabs
         server.wait_for(f"/blog/bericht-{newest}/", "Een nieuwe inleiding.")
         category = server.wait_for("/blog/category/teamcoaching/", "Een nieuwe inleiding.")
         assert category.count("Inleiding van bericht") == 9
@@ -91,7 +109,17 @@ def test_saved_posts_show_on_their_own_pages_and_on_the_blog_lists(project_copy:
         while not any("bericht-3.md: de korte beschrijving ontbreekt" in line for line in server.log):
             assert time.monotonic() < deadline, "the broken post was not reported while serving"
             time.sleep(0.2)
+        # ... and in the browser, in Dutch, at once: not a page that keeps loading.
+        started = time.monotonic()
+        broken = server.wait_for("/blog/", "Er is iets mis met je laatste wijziging", timeout=10)
+        assert time.monotonic() - started < 10
+        assert "bericht-3.md: de korte beschrijving ontbreekt" in broken and 'lang="nl"' in broken
         (posts / "bericht-3.md").write_text(post(3, "Bericht 3", "Hersteld na de fout."))
         server.wait_for("/blog/bericht-3/", "Hersteld na de fout.")
+        server.wait_for("/blog/", "Een nieuwe inleiding.")
     finally:
         server.stop()
+    # The terminal: MkDocs' lines and our Dutch ones, no library warnings or tracebacks.
+    terminal = "".join(line for line in server.log if "GET /" not in line)
+    for noise in ("Warning", "Traceback", "[macros]", "The server will appear stuck"):
+        assert noise not in terminal, (noise, terminal[-3000:])

@@ -158,7 +158,7 @@ def test_hanging_until_the_last_attempt_marks_failed_and_tells_the_coach_once(
 
     # The coach retries once the server works: the visitor gets the mail, once; the report is not repeated.
     result = runner.invoke(args=["outbox", "retry"])
-    assert "1 mail(s) queued again" in result.output and "sent=1" in result.output
+    assert "1 mislukte e-mail(s) opnieuw in de wachtrij" in result.output and "1 verstuurd" in result.output
     assert runner.invoke(args=["outbox", "send"]).output.strip() == "sent=0 retry=0 failed=0"
     assert [r for r, _ in smtp_server.messages] == [[load_settings().coach.email], ["sofie@example.be"]]
     assert statuses(app) == {"checklist_link:sent": 1, "coach_mail_failed:sent": 1}

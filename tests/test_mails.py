@@ -38,15 +38,62 @@ def test_every_kind_renders_the_facts_its_request_stored(app) -> None:
         text, html = stored(mail.coach_new_lead(lead, teams))
         assert html is None and "Naam: Sofie <b>Peeters</b>" in text and "E-mail: sofie@example.be" in text
         assert "Nieuwsbrief: ja" in text
-        assert "Aangevraagd op: 27/11/2026 09:05 (UTC)" in text
+        assert "Aangevraagd op: 27/11/2026 10:05 (Belgische tijd)" in text
         text, html = stored(mail.contact_to_coach(message, "Teamcoaching"))
         assert "Telefoon: niet opgegeven" in text and "Onderwerp: Teamcoaching" in text
         assert "Bel me <morgen>." in text and "Bel me &lt;morgen&gt;." in html
         text, html = stored(mail.contact_confirmation(message))
         assert text.startswith("Dag,\n") and "Jan" not in text + html and "morgen" not in text + html
         text, html = stored(mail.failure_report(failed, "550 5.1.1 No such user"))
-        assert html is None and "Aan: weg@example.be" in text and "Gemaakt op: 27/11/2026 09:05 (UTC)" in text
+        assert html is None and "Aan: weg@example.be" in text
+        assert "Gemaakt op: 27/11/2026 10:05 (Belgische tijd)" in text
         assert "Pogingen: 8" in text and "Reden: 550 5.1.1 No such user" in text
+
+
+@pytest.mark.parametrize(("utc", "gent"), [(dt.datetime(2026, 1, 15, 3, 0), "15/01/2026 04:00"),
+                                           (dt.datetime(2026, 7, 15, 3, 0), "15/07/2026 05:00")])
+def test_the_coach_reads_belgian_time_in_mails_winter_and_summer(app, utc: dt.datetime, gent: str) -> None:
+    lead = SimpleNamespace(name="An", email="an@example.be", created_at=utc, newsletter_consent_at=None)
+    failed = SimpleNamespace(kind="checklist_link", to_addr="an@example.be", subject="Je checklist",
+                             created_at=utc, attempts=8)
+    with app.app_context():
+        text, _ = stored(mail.coach_new_lead(lead, load_settings().checklist("teams")))
+        assert f"Aangevraagd op: {gent} (Belgische tijd)" in text and "UTC" not in text
+        text, _ = stored(mail.failure_report(failed, "550"))
+        assert f"Gemaakt op: {gent} (Belgische tijd)" in text and "UTC" not in text
+
+
+def test_every_mail_to_a_visitor_can_be_answered_and_reaches_the_coach(make_app, smtp_server) -> None:
+    """The mails say 'Antwoord gerust': Reply-To is the coach's address from site.yml on every mail to a
+    visitor, whatever the visitor typed; the coach's own mail about a message answers the visitor."""
+    from support.mail import link_in
+
+    from leadform.forms import issue_started
+
+    coach = load_settings().coach.email
+    app = make_app(WTF_CSRF_ENABLED=False, **smtp_config(smtp_server.port))
+    client = app.test_client()
+    visitor = {"name": "Sofie", "email": "sofie@example.be", "privacy": "y", "newsletter": "y"}
+    assert client.post("/api/checklists/teams", data=visitor).status_code == 303
+    with app.test_request_context():
+        started = issue_started(backdate=10)
+    assert client.post("/api/contact", data={**visitor, "subject": "andere", "message": "Dag",
+                                             "started": started}).status_code == 303
+    with app.app_context():
+        outbox.deliver_due()
+        link = link_in(app, db.session().scalars(select(OutboxMail).where(OutboxMail.kind == "checklist_link")).one())
+    assert client.get(f"/download/{link}").status_code == 200
+    with app.app_context():
+        outbox.deliver_due()
+    received = {message["Subject"]: (rcpt, message) for rcpt, message in smtp_server.messages}
+    to_visitor = [m for rcpt, m in received.values() if rcpt == ["sofie@example.be"]]
+    to_coach = [m for rcpt, m in received.values() if rcpt == [coach]]
+    assert len(to_visitor) == 2 and len(to_coach) == 2, sorted(received)
+    for message in to_visitor:
+        assert message["Reply-To"] == coach, message["Subject"]
+        assert message["From"] != message["Reply-To"]
+    [about_message] = [m for m in to_coach if m["Subject"].startswith("Nieuw bericht")]
+    assert about_message["Reply-To"] == "sofie@example.be"
 
 
 def test_a_field_the_context_lacks_is_an_error_not_a_blank(app) -> None:

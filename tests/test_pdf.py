@@ -57,7 +57,8 @@ def test_pdf_holds_every_statement(slug):
 def test_pdf_holds_title_intro_advice_and_contact(slug):
     checklist, coach = CHECKLISTS[slug], SETTINGS.coach
     text = pdf_text(pdf_bytes(slug))
-    for needle in (checklist.title, checklist.subtitle, coach.name, coach.email, coach.company_number,
+    assert checklist.title.lower() in text.lower(), "the checklist's one name (capitalised at a line start)"
+    for needle in (checklist.subtitle, coach.name, coach.email, coach.company_number,
                    coach.phone, coach.company, coach.address.street, *checklist.introduction.split("\n\n"),
                    *(d.title for d in checklist.dimensions)):
         assert flat(needle) in text, needle

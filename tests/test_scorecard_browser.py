@@ -4,7 +4,6 @@ then asks for their personal report, finds the mail and downloads a PDF that hol
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from conftest import smtp_config
 from playwright.sync_api import expect
 from pypdf import PdfReader
+from support.axe import serious_violations
 
 from leadform.scoring import load_checklist
 
@@ -23,9 +23,6 @@ PATTERN = [[1, 2, 2, 3, 1], [3, 3, 3, 3, 3], [5, 4, 4, 4, 5], [2, 3, 2, 3, 2], [
 EXPECTED = [["Vertrouwen", "1,8", "Werkpunt"], ["Communicatie tussen teams", "3,0", "Groeikans"],
             ["Wij-zij-denken", "4,4", "Sterkte"], ["Klantgerichtheid", "2,4", "Werkpunt"],
             ["Omgaan met verandering", "4,0", "Sterkte"]]
-# axe-core comes with Lighthouse (`npm ci` in bench/, see bench/lighthouse.py); AXE_CORE names another copy.
-AXE = Path(os.environ.get("AXE_CORE")
-           or Path(__file__).resolve().parent.parent / "bench/node_modules/axe-core/axe.min.js")
 
 
 @pytest.fixture
@@ -115,7 +112,7 @@ def test_with_javascript_theme_by_theme_then_the_result_without_reload(browser, 
     expect(page.locator(".coach-result__summary")).to_contain_text("Je sterkste thema is Wij-zij-denken (4,4)")
     expect(page.get_by_role("link", name="Bespreek vertrouwen in een gratis kennismakingsgesprek")).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Je gemiddelde per thema"))).to_be_visible()
-    expect(page.get_by_role("link", name="Vraag de lege CHECKLIST TEAMS aan als pdf")).to_be_visible()
+    expect(page.get_by_role("link", name="Vraag de lege checklist teams aan als pdf")).to_be_visible()
     assert errors == []   # nothing refused by the CSP, no script error
 
     assert_scores_in(request_report_and_read_pdf(page, smtp_server, tmp_path))
@@ -142,13 +139,10 @@ def test_without_javascript_one_form_and_the_result_page(browser, live_server, s
 
 
 def test_axe_finds_no_serious_issue_on_the_page_and_the_result(browser, live_server) -> None:
-    assert AXE.is_file(), f"axe-core is missing at {AXE}: run `npm ci` in bench/ or set AXE_CORE"
     context = browser.new_context(bypass_csp=True)   # to inject axe; the other tests run under the CSP
     page = context.new_page()
     page.goto(live_server.url + "/checklists/leiderschap/")
-    found = {}
-    page.add_script_tag(path=str(AXE))
-    found["page"] = page.evaluate("async () => (await axe.run()).violations")
+    serious = {"page": serious_violations(page)}
     checklist = load_checklist("leiderschap")
     for i, dimension in enumerate(checklist.dimensions):
         for n in range(1, len(dimension.statements) + 1):
@@ -158,8 +152,11 @@ def test_axe_finds_no_serious_issue_on_the_page_and_the_result(browser, live_ser
     page.get_by_role("button", name="Toon mijn resultaat").click()
     expect(page.get_by_role("heading", name="Je resultaat", exact=True)).to_be_focused()
     page.wait_for_timeout(600)   # Material's back-to-top button fades in after the scroll
-    found["result"] = page.evaluate("async () => (await axe.run()).violations")
-    serious = {where: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-                       if v["impact"] in ("serious", "critical")] for where, violations in found.items()}
+    serious["result"] = serious_violations(page)
     assert serious == {"page": [], "result": []}
+    page.get_by_role("link", name="pas je antwoorden aan").click()   # back to the form, answers kept
+    expect(page.locator(f"#leiderschap-thema-{checklist.dimensions[0].id}-titel")).to_be_focused()
+    expect(page.locator(".coach-scorecard__status")).to_have_text(
+        f"Thema 1 van 5 · {len(checklist.statements)} van {len(checklist.statements)} uitspraken beantwoord")
+    expect(page.get_by_role("heading", name="Je resultaat", exact=True)).to_have_count(0)
     context.close()

@@ -8,10 +8,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
 from support.html import parse, seed_calls_to_action, seed_paragraphs
 
 from site_config.checks import CSS_URL, scan_html
 
+ROOT = Path(__file__).resolve().parent.parent
 POST = "blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/index.html"
 
 
@@ -45,7 +47,7 @@ def test_every_page_is_dutch_with_title_description_and_canonical(site_pages: di
         page = parse(html)
         assert page.lang == "nl", path
         assert page.title.strip(), path
-        if path == "404.html":
+        if path in ("404.html", ".app-shell.html"):  # error pages and the app's page shell have no URL of their own
             continue
         assert len(page.meta.get("description", "")) > 40, path
         assert page.canonical and page.canonical.startswith("https://"), path
@@ -120,3 +122,26 @@ def test_footer_has_legal_details_from_site_config(site_pages: dict[str, str]) -
 
 def test_checklist_pdfs_are_not_public_files_of_the_site(site_dir: Path) -> None:
     assert list(site_dir.rglob("*.pdf")) == []
+
+
+def test_the_feeds_take_their_title_from_site_yml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the coach replaced the example values in site.yml, the feeds say the new name too."""
+    import dataclasses
+
+    from mkdocs.config import load_config
+
+    import site_config
+
+    real = site_config.load_settings()
+    mine = dataclasses.replace(real, site=dataclasses.replace(real.site, name="Coaching Céline Maes",
+                                                              description="Teamcoaching in de Westhoek."))
+    monkeypatch.chdir(ROOT)
+    config = load_config("mkdocs.yml")
+    monkeypatch.setattr(config.plugins["site_config/hooks.py"], "load_settings", lambda: mine)
+    config = config.plugins.on_config(config)
+    rss = config.plugins["rss"]
+    for feed in (rss.feed_created, rss.feed_updated):
+        assert feed.title == "Coaching Céline Maes — blog"
+        assert feed.description == "Teamcoaching in de Westhoek."
+    assert "Voorbeeld" not in "".join(line for line in (ROOT / "mkdocs.yml").read_text(encoding="utf-8").splitlines()
+                                      if "feed" in line)

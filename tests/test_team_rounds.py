@@ -74,7 +74,7 @@ def test_a_request_waits_for_the_leaders_confirmation_and_tells_the_coach_only_t
     with app.app_context(), db.transaction() as s:
         notice = s.scalars(select(OutboxMail).where(OutboxMail.kind == "coach_team_round")).one()
         body = outbox.bodies(notice)[0]
-    assert "Els Maes" in body and "els.maes@example.be" in body and "CHECKLIST TEAMS" in body
+    assert "Els Maes" in body and "els.maes@example.be" in body and "checklist teams" in body
 
 
 def test_an_invalid_request_shows_dutch_errors_and_keeps_the_input(client, app) -> None:
@@ -133,7 +133,7 @@ def test_three_members_answer_and_the_report_shows_averages_and_spreads(started,
     assert f"{statement} 0 1 0 1 1" in report, "heat map: one member each chose 2, 4 and 5"
     second = load_settings().checklist("teams").dimensions[1].statements[0]
     assert f"{second} 0 1 1 1 0" in report
-    assert "Teamrapport: CHECKLIST TEAMS" in report
+    assert "Teamrapport: checklist teams" in report
     assert count(app, OutboxMail, OutboxMail.kind == "team_report_ready") == 1
     assert "Deze teamronde is afgesloten" in text(client.get(share))
 

@@ -8,7 +8,6 @@ Screenshots of every step at phone and desktop width go to test-artifacts/teamro
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import smtp_config
 from playwright.sync_api import expect
+from support.axe import serious_violations
 from support.teams import LEADER_LINK, open_round
 
 from leadform import db
@@ -27,9 +27,6 @@ from site_config import load_settings
 pytestmark = pytest.mark.browser
 TEAMS = load_settings().checklist("teams")
 WIDTHS = (390, 1366)
-# axe-core comes with Lighthouse (`npm ci` in bench/); AXE_CORE names another copy.
-AXE = Path(os.environ.get("AXE_CORE")
-           or Path(__file__).resolve().parent.parent / "bench/node_modules/axe-core/axe.min.js")
 
 
 @pytest.fixture
@@ -96,7 +93,7 @@ def member(browser, share: str, per_theme: list[int], js: bool, folder: Path | N
     page = context.new_page()
     problems = watch(page, share)
     page.goto(share)
-    expect(page.get_by_role("heading", name="Teamronde: CHECKLIST TEAMS")).to_be_visible()
+    expect(page.get_by_role("heading", name="Teamronde: checklist teams")).to_be_visible()
     if js:
         expect(page.locator(".coach-scorecard__status")).to_have_text("Thema 1 van 5 · 0 van 25 uitspraken beantwoord")
         page.evaluate("window.sameDocument = true")
@@ -132,7 +129,7 @@ def test_leader_starts_a_round_three_members_answer_and_the_report_shows_average
         page.get_by_role("button", name="Alles weigeren").click()   # the cookie banner, as a visitor does
     page.get_by_role("link", name="Start een teamronde").click()
     page.wait_for_url("**/team/teams/")
-    expect(page.get_by_role("heading", name="Start een teamronde met de CHECKLIST TEAMS")).to_be_visible()
+    expect(page.get_by_role("heading", name="Start een teamronde met de checklist teams")).to_be_visible()
     page.get_by_label("Je naam").fill("Els Maes")
     page.get_by_label("Je e-mailadres").fill("els@example.be")
     page.get_by_label("Ik heb de privacyverklaring gelezen").check()
@@ -172,7 +169,7 @@ def test_leader_starts_a_round_three_members_answer_and_the_report_shows_average
     expect(page.get_by_text("3 teamleden vulden de checklist al in.")).to_be_visible()
     shoot(page, shots, f"{mode}-7-leader-three-answers")
     page.get_by_role("button", name="Sluit de ronde en toon het teamrapport").click()
-    expect(page.get_by_role("heading", name="Teamrapport: CHECKLIST TEAMS")).to_be_visible()
+    expect(page.get_by_role("heading", name="Teamrapport: checklist teams")).to_be_visible()
     overview = rows(page, "table:not(.coach-heat)")
     assert overview[0] == ["Vertrouwen", "3,67", "van 2,0 tot 5,0", "Groeikans"]
     assert overview[1:] == [[d.title, "3,0", "van 2,0 tot 4,0", "Groeikans"] for d in TEAMS.dimensions[1:]]
@@ -222,7 +219,7 @@ def test_a_full_round_refuses_more_answers_in_dutch(browser, live_server, shots:
     late = browser.new_context(java_script_enabled=js)
     late_page = late.new_page()
     late_page.goto(share)   # opened while there was still room
-    expect(late_page.get_by_role("heading", name="Teamronde: CHECKLIST TEAMS")).to_be_visible()
+    expect(late_page.get_by_role("heading", name="Teamronde: checklist teams")).to_be_visible()
     member(browser, share, [4], js)   # the last place
     answer_as_member(late_page, [2], js)
     expect(late_page.get_by_text(f"Deze teamronde is vol: er kwamen al {cap} antwoorden binnen")).to_be_visible()
@@ -236,15 +233,13 @@ def test_a_full_round_refuses_more_answers_in_dutch(browser, live_server, shots:
 
 
 def test_axe_finds_no_serious_issue_on_the_team_round_pages(browser, live_server) -> None:
-    assert AXE.is_file(), f"axe-core is missing at {AXE}: run `npm ci` in bench/ or set AXE_CORE"
     leader, share = open_round(live_server.app, answers=4)
     context = browser.new_context(bypass_csp=True)   # to inject axe; the other tests run under the CSP
     page = context.new_page()
     found = {}
 
     def run(where: str) -> None:
-        page.add_script_tag(path=str(AXE))
-        found[where] = page.evaluate("async () => (await axe.run()).violations")
+        found[where] = serious_violations(page)
 
     page.goto(live_server.url + "/team/teams/")
     run("start")
@@ -257,9 +252,7 @@ def test_axe_finds_no_serious_issue_on_the_team_round_pages(browser, live_server
     run("member result")
     page.goto(leader)
     page.get_by_role("button", name="Sluit de ronde en toon het teamrapport").click()
-    expect(page.get_by_role("heading", name="Teamrapport: CHECKLIST TEAMS")).to_be_visible()
+    expect(page.get_by_role("heading", name="Teamrapport: checklist teams")).to_be_visible()
     run("report")
-    serious = {where: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-                       if v["impact"] in ("serious", "critical")] for where, violations in found.items()}
-    assert serious == {where: [] for where in found}
+    assert found == {where: [] for where in found}
     context.close()
