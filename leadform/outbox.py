@@ -213,7 +213,8 @@ def _release(mails_left: list[Row]) -> None:
 def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, config: dict) -> str:
     """Send one claimed mail and record the outcome in its own transaction: after a crash at most
     this one mail is sent twice, never one lost."""
-    if mail.kind in VISITOR_KINDS and (wait := _over_cap(now)):
+    # The site's caps are limits like the per-IP ones: RATELIMIT_ENABLED=false (load tests) lifts them too.
+    if mail.kind in VISITOR_KINDS and config.get("RATELIMIT_ENABLED", True) and (wait := _over_cap(now)):
         _finish(HOLD, mail.id, at=utcnow() + wait)
         return "retry"
     try:
