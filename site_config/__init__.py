@@ -8,11 +8,13 @@ from the other or change a setting at run time.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 
-from site_config.schema import ConfigError, read_yaml, require
+from site_config.schema import ConfigError, optional_image, placeholder_lines, read_yaml, require
 
 __all__ = ["ConfigError", "Settings", "load_settings", "CONFIG_DIR"]
 
@@ -34,6 +36,29 @@ class Social:
 
 
 @dataclass(frozen=True)
+class Photo:
+    """A picture the coach put in site_config/images/, with its description for screen readers."""
+
+    file: Path
+    alt: str
+
+
+@dataclass(frozen=True)
+class Testimonial:
+    quote: str
+    name: str
+    role: str
+    organisation: str
+    photo: Photo | None = None
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    logo: Photo
+
+
+@dataclass(frozen=True)
 class Coach:
     name: str
     role: str
@@ -44,6 +69,22 @@ class Coach:
     phone: str
     address: Address
     socials: tuple[Social, ...]
+    portrait: Photo | None = None
+    bio: str = ""
+    qualifications: tuple[str, ...] = ()
+    practice_since: int | None = None
+
+    @property
+    def phone_uri(self) -> str:
+        """The phone number for a tap-to-call link: digits and a leading +."""
+        return "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+
+    @property
+    def linkedin(self) -> str:
+        return next((s.url for s in self.socials if s.name.lower() == "linkedin"), "")
+
+    def years_of_practice(self, today: date | None = None) -> int | None:
+        return (today or date.today()).year - self.practice_since if self.practice_since else None
     booking_url: str | None = None   # the coach's online agenda; None: the contact form takes the request
 
 
@@ -168,6 +209,9 @@ class Settings:
     consent: Consent
     limits: Limits
     retention: Retention
+    testimonials: tuple[Testimonial, ...] = ()
+    clients: tuple[Client, ...] = ()
+    placeholders: tuple[int, ...] = ()  # numbers of the lines of site.yml still marked VOORBEELD
 
     def checklist(self, slug: str) -> Checklist:
         for checklist in self.checklists:
@@ -228,9 +272,37 @@ def _load(config_dir: Path) -> Settings:
     booking_url = str(c.get("booking_url") or "").strip() or None
     if booking_url and not booking_url.startswith("https://"):
         raise ConfigError(f"{where} coach.booking_url: een adres dat begint met https://, of leeg laten.")
+    since = c.get("practice_since")
+    if since is not None and not (isinstance(since, int) and 1950 <= since <= date.today().year):
+        raise ConfigError(f"{where} coach: 'practice_since' moet een jaartal zijn, bijvoorbeeld 2008.")
+    qualifications = c.get("qualifications") or []
+    if not isinstance(qualifications, list):
+        raise ConfigError(f"{where} coach: 'qualifications' moet een lijst zijn (elke regel begint met '- ').")
     coach = Coach(**_fields(Coach, c, f"{where} coach", name=str, role=str, company=str,
                             company_number=str, vat=str, email=str, phone=str),
-                  address=address, socials=socials, booking_url=booking_url)
+                  address=address, socials=socials,
+                  portrait=_image(optional_image(c, "portrait", config_dir, f"{where} coach")),
+                  bio=str(c.get("bio") or "").strip(), qualifications=tuple(str(q) for q in qualifications),
+                  practice_since=since, booking_url=booking_url)
+    testimonials = []
+    for i, t in enumerate(data.get("testimonials") or [], start=1):
+        twhere = f"{where} testimonials, getuigenis {i}"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{twhere}: schrijf quote, name, role en organisation onder elkaar.")
+        testimonials.append(Testimonial(**_fields(Testimonial, t, twhere, quote=str, name=str, role=str,
+                                                  organisation=str),
+                                        photo=_image(optional_image(t, "photo", config_dir, twhere))))
+    clients = []
+    for i, k in enumerate(data.get("clients") or [], start=1):
+        kwhere = f"{where} clients, klant {i}"
+        if not isinstance(k, dict):
+            raise ConfigError(f"{kwhere}: schrijf name en logo onder elkaar.")
+        name = require(k, "name", str, kwhere)
+        logo = optional_image({"logo": {"file": k.get("logo"), "alt": f"Logo van {name}"}}
+                              if isinstance(k.get("logo"), str) else k, "logo", config_dir, kwhere)
+        if logo is None:
+            raise ConfigError(f"{kwhere}: 'logo' ontbreekt (een bestand in site_config/images/).")
+        clients.append(Client(name=name, logo=_image(logo)))
     checklists = tuple(_load_checklist(config_dir / "checklists" / f"{slug}.yml")
                        for slug in require(data, "checklists", list, where))
     cons = require(data, "consent", dict, where)
@@ -260,13 +332,23 @@ def _load(config_dir: Path) -> Settings:
                                     consent_record_years=int, delivered_mail_body_days=int,
                                     contact_message_years=int, page_view_days=int, team_round_days=int))
     return Settings(site=site, coach=coach, checklists=checklists, consent=consent,
-                    limits=limits, retention=retention)
+                    limits=limits, retention=retention, testimonials=tuple(testimonials), clients=tuple(clients),
+                    placeholders=tuple(placeholder_lines(config_dir / "site.yml")))
+
+
+def _image(found: tuple[Path, str] | None) -> Photo | None:
+    return Photo(file=found[0], alt=found[1]) if found else None
+
+
+def load_settings(config_dir: Path | None = None) -> Settings:
+    """Read and validate the shared settings once per process. SITE_CONFIG_DIR names another folder with a
+    site.yml, checklists/ and images/ (a test builds the site with other facts that way)."""
+    return _load_cached(Path(config_dir or os.environ.get("SITE_CONFIG_DIR") or CONFIG_DIR))
 
 
 @cache
-def load_settings(config_dir: Path = CONFIG_DIR) -> Settings:
-    """Read and validate the shared settings once per process."""
-    return _load(Path(config_dir))
+def _load_cached(config_dir: Path) -> Settings:
+    return _load(config_dir)
 
 
 def fingerprint(*parts: str) -> str:

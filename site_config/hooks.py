@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import posixpath
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,11 +18,11 @@ from mkdocs.commands.build import get_context
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
-from mkdocs.structure.files import Files
+from mkdocs.structure.files import Files, InclusionLevel
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, load_settings, published
+from site_config import ConfigError, csp, fingerprint, images, load_settings, published
 from site_config.checks import check_built, check_markdown_links, check_post_file, failure
 
 log = logging.getLogger("mkdocs.hooks.coach")
@@ -33,6 +34,14 @@ def _fail(problems: list[str]) -> None:
 
 
 _written: list[tuple[str, Path]] = []  # the pages this build wrote, checked in on_post_build
+_cards: dict[str, str] = {}  # page URL -> title, for the share cards written in on_post_build
+
+# Pages that sell rather than document: no table of contents beside them (the top tabs are the menu).
+MARKETING = ("index.md", "over.md", "contact.md", "diensten/", "checklists/")
+# Below this many posts the blog shows no archive and categories tree beside its pages: a tree beside one
+# post is noise. The archive and category pages are still made, so their addresses never come and go.
+BLOG_TREE_FROM = 6
+_blog_tree: list[bool] = [False]  # set per build in on_config
 _theme: dict = {}  # this build's template environment, files and nav, for the app's page shell
 APP_SHELL = ".app-shell.html"  # leadform/web.py reads it; a dotfile, so no server serves it
 
@@ -50,6 +59,13 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.site_url = settings.site.url
     config.site_description = settings.site.description
     config.copyright = f"© {settings.coach.company}"
+    if settings.placeholders:
+        lines = ", ".join(map(str, settings.placeholders))
+        log.info(f"VOORBEELD: site_config/site.yml heeft nog {len(settings.placeholders)} voorbeeldwaarden "
+                 f"(regels {lines}): vervang ze door je eigen gegevens, foto's en getuigenissen.")
+    blog = config.plugins["material/blog"].config
+    posts = Path(config.docs_dir) / blog.blog_dir / "posts"
+    _blog_tree[:] = [len(list(posts.rglob("*.md"))) >= BLOG_TREE_FROM]
     rss = config.plugins.get("rss")
     if rss is not None:  # the feeds' title and description, else they keep mkdocs.yml's example values
         rss.config.feed_title = f"{settings.site.name} — blog"
@@ -79,20 +95,72 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Broken links and missing or undescribed images, named per page.
 
-    Also: outside the blog the top tabs are the whole navigation, so the doc-style
-    sidebar is hidden; the blog keeps it for its archive and categories.
+    Also: the top tabs are the whole navigation, so the doc-style sidebar is hidden, except on the blog
+    once it has an archive and categories (BLOG_TREE_FROM posts); the pages that sell and the posts have
+    no table of contents. A post's `image:` becomes the picture on its card in the blog's lists.
     """
-    if not page.file.src_uri.startswith("blog/"):
-        hide = page.meta.setdefault("hide", [])
-        if "navigation" not in hide:
-            hide.append("navigation")
+    src = page.file.src_uri
+    blog_tree = _blog_tree[0]
+    hide = page.meta.setdefault("hide", [])
+    for what, when in (("navigation", not src.startswith("blog/") or not blog_tree),
+                       ("toc", src.startswith(MARKETING) or src.startswith("blog/"))):
+        if when and what not in hide:
+            hide.append(what)
+    image = page.meta.get("image")
+    if image and src.startswith("blog/"):  # the picture on the post's card in the blog's lists
+        picture = files.get_file_from_path(posixpath.normpath(posixpath.join(posixpath.dirname(src), image)))
+        if picture is None:
+            _fail([f"docs/{src}: de foto '{image}' (bij 'image:') bestaat niet naast het bericht."])
+        if not str(page.meta.get("image_alt") or "").strip():
+            _fail([f"docs/{src}: schrijf onder 'image:' ook 'image_alt:', kort wat er op de foto staat."])
+        page.meta["card_image"] = picture.url
     exists = lambda uri: files.get_file_from_path(uri) is not None  # noqa: E731
     _fail(check_markdown_links(page.file.src_uri, markdown, exists))
     return markdown
 
 
+@event_priority(-100)  # after the blog plugin attached its archive and categories
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    """Below BLOG_TREE_FROM posts, no Archief and Categorieën in the menu (the phone's drawer too); their
+    pages stay, out of the menu, as the blog plugin keeps its posts. The nav is also kept for the app's
+    page shell (write_app_shell)."""
+    _theme["nav"] = nav
+    if _blog_tree[0]:
+        return nav
+    blog = config.plugins["material/blog"].config
+    names = {blog.archive_name, blog.categories_name}
+    hidden: list = []
+
+    def prune(items: list) -> None:
+        for item in list(items):
+            if item.is_section and item.title in names:
+                items.remove(item)
+                hidden.extend(p for p in _pages(item.children))
+            elif item.children:
+                prune(item.children)
+
+    prune(nav.items)
+    for page in hidden:
+        page.file.inclusion = InclusionLevel.NOT_IN_NAV
+    nav.pages = [p for p in nav.pages if p not in hidden]
+    return nav
+
+
+def _pages(items: list) -> list:
+    return [p for i in items for p in (_pages(i.children) if i.children else [i]) if p.is_page]
+
+
 def on_pre_build(config: MkDocsConfig) -> None:
     _written.clear()
+    _cards.clear()
+
+
+def on_page_context(context: dict, page: Page, config: MkDocsConfig, nav) -> dict:
+    """Every page gets its own share card (og:image), named after its URL."""
+    title = str(page.meta.get("title") or page.title or config.site_name)
+    _cards[page.url] = title
+    page.meta["og_image"] = f"{images.CARDS}/{images.card_name(page.url)}"
+    return context
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
@@ -103,15 +171,11 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     return output
 
 
-def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
-    _theme["nav"] = nav
-    return nav
-
-
 def on_env(env, config: MkDocsConfig, files: Files):
     """Give the theme templates the same settings the pages and the app use."""
     env.globals["settings"] = load_settings()
     env.globals["fingerprint"] = fingerprint  # the consent banner's text hash (partials/consent.html)
+    env.globals["picture_for"] = images.picture_for  # the portrait in the home hero (home.html)
     _theme.update(env=env, files=files)
     return env
 
@@ -133,6 +197,7 @@ def on_post_build(config: MkDocsConfig) -> None:
     pages named by their Markdown source. First the app's page shell, so it is checked and hashed too."""
     _written.append(("site_config/overrides/app-shell.html", write_app_shell(config)))
     site_dir = Path(config.site_dir)
+    write_images(config, site_dir)
     _fail(check_built(site_dir, {path: label for label, path in _written}))
     published.write_published(site_dir, urlsplit(config.site_url or "/").path)
     try:
@@ -141,6 +206,15 @@ def on_post_build(config: MkDocsConfig) -> None:
         _fail([str(exc)])
 
 
+def write_images(config: MkDocsConfig, site_dir: Path) -> None:
+    """The coach's photos as AVIF/WebP and a share card per page, from the cache where unchanged."""
+    settings = load_settings()
+    cache = Path(config.config_file_path).parent / ".cache" / "images"
+    for picture in images.site_pictures(settings):
+        images.write_picture(picture, site_dir, cache)
+    tagline = f"{settings.coach.role} · {settings.site.name}"
+    for url, title in _cards.items():
+        images.write_card(site_dir, cache, url, title, settings.coach.name, tagline)
 # -- `make serve`: a build error shows in the browser, in Dutch ------------------------------------------
 
 _last_error: list[str] = []

@@ -61,36 +61,33 @@ def link(project: Path) -> str:
     return os.readlink(project / "site")
 
 
-def run_in_chromium(urls: list[str]) -> list[str]:
-    """Open each page in Chromium (nginx's host name resolved to loopback); what went wrong, if anything."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
+def run_in_chromium(chromium, urls: list[str]) -> list[str]:
+    """Open each page in a Chromium of its own (nginx's host name resolved to loopback), started by the
+    session's Playwright (a second Playwright in one thread refuses to start); what went wrong, if anything."""
     wrong = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            *CHROMIUM_ARGS, f"--host-resolver-rules=MAP {local.HOST} 127.0.0.1"])
-        context = browser.new_context(ignore_https_errors=True)   # nginx's throwaway CA
-        context.add_init_script(RECORDER)
-        page = context.new_page()
-        console: list[str] = []
-        page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-        for url in urls:
-            response = page.goto(url, wait_until="networkidle")
-            if response is None or response.status != 200:
-                wrong.append(f"{url}: {response.status if response else 'no response'}")
-                continue
-            # Material's inline scripts ran (they define __md_get) and so did its bundle (document$).
-            if page.evaluate("typeof __md_get") != "function" or page.evaluate("typeof document$") != "object":
-                wrong.append(f"{url}: Material's scripts did not run")
-            wrong += [f"{url}: {v}" for v in page.evaluate("window.__cspViolations")]
-        wrong += console
-        browser.close()
-    return wrong
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, args=[
+        *CHROMIUM_ARGS, f"--host-resolver-rules=MAP {local.HOST} 127.0.0.1"])
+    context = browser.new_context(ignore_https_errors=True)   # nginx's throwaway CA
+    context.add_init_script(RECORDER)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
+    for url in urls:
+        response = page.goto(url, wait_until="networkidle")
+        if response is None or response.status != 200:
+            wrong.append(f"{url}: {response.status if response else 'no response'}")
+            continue
+        # Material's inline scripts ran (they define __md_get) and so did its bundle (document$).
+        if page.evaluate("typeof __md_get") != "function" or page.evaluate("typeof document$") != "object":
+            wrong.append(f"{url}: Material's scripts did not run")
+        wrong += [f"{url}: {v}" for v in page.evaluate("window.__cspViolations")]
+    browser.close()
+    return wrong + console
 
 
 @pytest.mark.browser
-def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path: Path, pdf_dir: Path) -> None:
+def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path: Path, pdf_dir: Path,
+                                                       browser) -> None:
     project = project_copy
     env = {"LEADFORM_PDF_DIR": str(tmp_path / "pdfs")}
     one_post_per_list_page(project)
@@ -146,7 +143,7 @@ def test_builds_and_a_rollback_never_fail_a_visitor(project_copy: Path, tmp_path
                 for path in NEW_PAGES:
                     status, headers, _ = eventually(target, path, 200)
                     assert status == 200 and headers["Content-Security-Policy"] == new_policy, (target.name, path)
-            wrong = run_in_chromium([f"http://127.0.0.1:{run_port}{p}" for p in NEW_PAGES]
+            wrong = run_in_chromium(browser, [f"http://127.0.0.1:{run_port}{p}" for p in NEW_PAGES]
                                     + [f"https://{local.HOST}:{nginx.https_port}{p}" for p in NEW_PAGES])
             assert wrong == []
 

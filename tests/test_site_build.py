@@ -10,7 +10,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from support.html import parse, seed_calls_to_action, seed_paragraphs
+from werkzeug.exceptions import HTTPException
 
+from leadform.wsgi import APP_PREFIXES
 from site_config.checks import CSS_URL, scan_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,13 +56,21 @@ def test_every_page_is_dutch_with_title_description_and_canonical(site_pages: di
         assert page.meta.get("og:title") and page.meta.get("og:url") == page.canonical, path
 
 
-def test_every_internal_link_and_anchor_resolves(site_dir: Path, site_pages: dict[str, str]) -> None:
+def test_every_internal_link_and_anchor_resolves(site_dir: Path, site_pages: dict[str, str], app) -> None:
+    """Links into the site point at a built page (and anchor); links into the app at one of its GET routes."""
     ids = {path: parse(html).ids for path, html in site_pages.items()}
+    routes = app.url_map.bind("site.test")
     broken = []
     for path, html in site_pages.items():
         for href in parse(html).links:
             parts = urlsplit(href)
             if parts.scheme or parts.netloc or href.startswith(("mailto:", "tel:")):
+                continue
+            if parts.path.startswith(APP_PREFIXES):
+                try:
+                    routes.match(parts.path, method="GET")
+                except HTTPException:
+                    broken.append(f"{path} -> {href} (no such page in the app)")
                 continue
             target = posixpath.normpath(posixpath.join(posixpath.dirname(path), unquote(parts.path))) \
                 if parts.path else path
