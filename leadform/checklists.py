@@ -20,14 +20,14 @@ from typing import Any
 from flask import Blueprint, Flask, abort, current_app, redirect, request, send_file
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from leadform import db, mail, outbox
 from leadform.config import signing_keys
 from leadform.forms import ChecklistForm, form_post
-from leadform.models import Download, Lead, OutboxMail, utcnow
+from leadform.models import Download, Lead, utcnow
 from leadform.web import per_email, per_ip, remember_sent_to, render_page
 from site_config import Checklist, load_settings
 
@@ -122,15 +122,12 @@ def _upsert_lead(dialect: str) -> Any:
 
 
 def queue_link(s: Session, lead_id: int, email: str, newsletter: bool, secret: str, message: mail.Mail) -> bool:
-    """Store the link and queue its mail, unless the address had its mails for today."""
-    sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
-        OutboxMail.to_addr == email, OutboxMail.kind == "checklist_link",
-        OutboxMail.created_at >= utcnow() - dt.timedelta(days=1)))
-    if sent_today >= load_settings().limits.mails_per_address_per_day:
+    """Store the link and queue its mail, unless the mailbox had its mails for today
+    (outbox.queue_for_visitor: every form and every spelling of the address count together)."""
+    if not outbox.queue_for_visitor(s, mail.with_unsubscribe(message) if newsletter else message, lead_id=lead_id):
         return False
     s.add(Download(lead_id=lead_id, token_hash=hash_secret(secret), created_at=utcnow(),
                    expires_at=utcnow() + dt.timedelta(days=valid_days()), use_count=0))
-    outbox.queue(s, mail.with_unsubscribe(message) if newsletter else message, lead_id=lead_id)
     return True
 
 
@@ -150,7 +147,7 @@ def request_checklist(slug: str):
     if not form.validate():
         log.info("checklist request invalid checklist=%s fields=%s", slug, ",".join(sorted(form.errors)))
         return form_page(form, checklist, 400)
-    secret, message = link_mail(SimpleNamespace(name=form.name.data, email=form.email.data), checklist)
+    secret, message = link_mail(SimpleNamespace(email=form.email.data), checklist)
     s = db.session()
     try:
         with s.begin():

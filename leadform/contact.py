@@ -1,7 +1,9 @@
 """Contact flow: POST /api/contact stores the message, then mails the coach through the outbox.
 
-Bots get the same thank-you redirect as people but nothing is stored: a filled
-honeypot or a submit faster than `contact_min_seconds` after the form was shown.
+A filled honeypot gets the same thank-you redirect as people but nothing is stored. A submit
+faster than `contact_min_seconds` after the visitor started the form (browser autofill can be that
+fast), or without a valid start time (no JavaScript, another session, a form open for hours), gets
+the form back, filled in, with a request to send it once more: a person loses nothing.
 """
 
 from __future__ import annotations
@@ -56,9 +58,16 @@ def contact():
         return form_page(form, 400)
     reason = is_bot(form)
     if reason == "no-start-token":
-        # A person without JavaScript: show the form again, filled in, with a fresh start time.
+        # No JavaScript, or a start time from another session or hours old: the form again, filled in.
+        log.info("contact shown again reason=%s", reason)
         return form_page(form, 400, notice="Bijna klaar: kijk je bericht na en verstuur het opnieuw.",
                          resubmit=True)
+    if reason == "too-fast":
+        # Autofill, or a bot: a person clicks once more, a bot that does so still meets the honeypot.
+        log.info("contact shown again reason=%s", reason)
+        return form_page(form, 400, resubmit=True, notice=(
+            "Dat ging erg snel, daarom vragen we je om te bevestigen dat je een mens bent: kijk je bericht "
+            "na en klik nog eens op verzenden. Er is nog niets verstuurd."))
     if reason:
         log.info("contact dropped reason=%s", reason)
         return redirect(THANK_YOU, code=303)
@@ -70,10 +79,10 @@ def contact():
     try:
         with s.begin():
             s.add(message)
-            for composed in (mail.contact_to_coach(message, SUBJECTS[form.subject.data], form.moment.data),
-                             mail.contact_confirmation(message)):
-                if composed:
-                    outbox.queue(s, composed)
+            outbox.queue(s, mail.contact_to_coach(message, SUBJECTS[form.subject.data], form.moment.data))
+            confirmation = mail.contact_confirmation(message)
+            if confirmation:  # the coach always hears; the visitor's mailbox only within its daily limit
+                outbox.queue_for_visitor(s, confirmation)
     except SQLAlchemyError as exc:
         log.error("contact not stored error=%s", type(exc).__name__)
         return form_page(form, 503, notice=UNAVAILABLE)

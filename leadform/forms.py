@@ -8,20 +8,23 @@ signed start time, its spam trap.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from functools import cache, wraps
 from typing import Any
 
-from flask import Flask, abort, current_app, render_template, request
+from email_validator import EmailNotValidError, validate_email
+from flask import Flask, abort, current_app, render_template, request, session
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import ImmutableMultiDict
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from leadform.config import signing_keys
+from leadform.mail import header_address
 from site_config import load_settings
 
 NAME_MAX = 100
@@ -29,11 +32,37 @@ EMAIL_MAX = 254
 PHONE_MAX = 40
 MOMENT_MAX = 200
 NO_CONTROL = Regexp(r"^[^\x00-\x1f\x7f]*$", message="Gebruik geen speciale tekens of regeleinden.")
+# A name is printed in the coach's mails: besides control characters (C0 and C1, NEL among them) no line
+# or paragraph separator and no bidirectional or zero-width control, which could fake a line or turn text around.
+NAME_TEXT = Regexp("^[^\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]*$",
+                   message="Gebruik geen speciale tekens of regeleinden in je naam.")
 # Line breaks and tabs are text; other control characters are not, and PostgreSQL cannot store NUL.
 TEXT_ONLY = Regexp(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
                    message="Je bericht bevat een onzichtbaar teken dat we niet kunnen bewaren. Haal het weg.")
-EMAIL = Email(message="Dit lijkt geen geldig e-mailadres. Controleer het even.", check_deliverability=False,
-              granular_message=False)
+INVALID_EMAIL = "Dit lijkt geen geldig e-mailadres. Controleer het even."
+NON_ASCII_EMAIL = ("Gebruik een e-mailadres met alleen gewone letters, cijfers en leestekens vóór de @: "
+                   "niet elke mailserver kan een adres met andere tekens bereiken.")
+
+
+def deliverable_email(form: object, field: object) -> None:
+    """An address our mail can reach as written (email-validator, without a DNS lookup). Refused:
+    anything outside ASCII before the @, since a server without SMTPUTF8 would bounce it only after
+    hours of retries (a domain in Unicode is fine: it travels in its punycode form); and any address
+    whose To: header a mail program would read as another address, such as an encoded word
+    (=?utf-8?q?…?=) that decodes to someone else or to a line break."""
+    value = field.data or ""
+    try:
+        validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValidationError(INVALID_EMAIL) from None
+        raise ValidationError(NON_ASCII_EMAIL) from None
+    try:
+        header_address(value)
+    except ValueError:
+        raise ValidationError(INVALID_EMAIL) from None
 
 
 def lower_strip(value: str | None) -> str | None:
@@ -53,10 +82,10 @@ class PersonForm(FlaskForm):
         csrf = False
 
     name = StringField("Je naam", filters=[strip], validators=[
-        DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NO_CONTROL])
+        DataRequired("Vul je naam in."), Length(max=NAME_MAX, message="Je naam is te lang."), NAME_TEXT])
     email = EmailField("Je e-mailadres", filters=[lower_strip], validators=[
         DataRequired("Vul je e-mailadres in."), Length(max=EMAIL_MAX, message="Dit e-mailadres is te lang."),
-        NO_CONTROL, EMAIL])
+        NO_CONTROL, deliverable_email])
     privacy = BooleanField("Ik heb de privacyverklaring gelezen en ga ermee akkoord.", validators=[
         InputRequired("Duid aan dat je de privacyverklaring gelezen hebt.")])
 
@@ -120,24 +149,42 @@ def form_post(view: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- the contact form's start time -------------------------------------------------------------------------
 
+STARTED_MAX_AGE = 2 * 3600  # seconds: a form open longer is shown again to be sent once more
+
+
 def _started_serializer() -> URLSafeSerializer:
     return URLSafeSerializer(signing_keys(current_app.config), salt="form-started")
 
 
+def _session_tag() -> str:
+    """Binds a start time to the visitor's session: a digest of its CSRF secret ('' before it has one,
+    or with CSRF protection off, as some tests run)."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return ""
+    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    return hashlib.sha256(str(secret).encode()).hexdigest()[:16] if secret else ""
+
+
 def issue_started(backdate: float = 0) -> str:
-    """A signed 'form shown at' time: bots that submit faster than a person can are ignored."""
-    return _started_serializer().dumps(time.time() - backdate)
+    """A signed 'form shown at' time, for this session only: bots that submit faster than a person can
+    are ignored, and a token copied from another session or older than STARTED_MAX_AGE does not count.
+    Call after generate_csrf(), which gives the session its secret."""
+    return _started_serializer().dumps([time.time() - backdate, _session_tag()])
 
 
 def seconds_since(token: str | None) -> float | None:
-    """Seconds since the token was issued, or None when it is missing or forged."""
+    """Seconds since the token was issued, or None when it is missing, forged, from another session
+    or expired."""
     if not token:
         return None
     try:
-        started = float(_started_serializer().loads(token))
+        started, tag = _started_serializer().loads(token)
+        elapsed = time.time() - float(started)
     except (BadSignature, TypeError, ValueError):
         return None
-    return time.time() - started
+    if tag != _session_tag() or elapsed > STARTED_MAX_AGE:
+        return None
+    return elapsed
 
 
 # -- the static forms of the site ------------------------------------------------------------------------

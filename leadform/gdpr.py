@@ -36,6 +36,7 @@ from leadform.models import (
     Download,
     Lead,
     OutboxMail,
+    PageView,
     TeamAnswer,
     TeamRound,
     utcnow,
@@ -190,6 +191,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
       download links, their assessments (report answers) and the mail that carried the link;
     - contact messages after `contact_message_years`, with the mail they caused;
     - consent records after `consent_record_years`;
+    - page counts after `page_view_days`;
     - the content (bodies and headers) of delivered mail after `delivered_mail_body_days`;
     - team rounds: those whose time is up are closed first (their leader's report mail queued), then
       rounds never confirmed go after `unconfirmed_lead_days` and closed ones after `team_round_days`,
@@ -219,6 +221,8 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
         "contact_messages": message_ids,
         "consent_records": list(s.scalars(select(ConsentRecord.id)
                                           .where(ConsentRecord.created_at < consent_cutoff))),
+        "page_views": list(s.scalars(select(PageView.id).where(
+            PageView.day < (now - dt.timedelta(days=keep.page_view_days)).date()))),
         "team_rounds_closed": closed_rounds,
         "team_rounds": rounds["team_rounds"],
         "team_answers": rounds["team_answers"],
@@ -236,6 +240,7 @@ def purge(s: Session, now: dt.datetime | None = None) -> dict[str, list]:
     s.execute(delete(Lead).where(Lead.id.in_(lead_ids)))
     s.execute(delete(ContactMessage).where(ContactMessage.id.in_(message_ids)))
     s.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(purged["consent_records"])))
+    s.execute(delete(PageView).where(PageView.id.in_(purged["page_views"])))
     return purged
 
 

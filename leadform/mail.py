@@ -15,10 +15,13 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field, replace
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import StrictUndefined, TemplateError
 
@@ -44,12 +47,59 @@ TEMPLATES = {
     "contact_to_coach": ("contact_to_coach", True),
     "contact_confirmation": ("contact_confirmation", True),
     "coach_mail_failed": ("mail_failed", False),
+    "coach_mail_held": ("mail_held", False),
     "team_round_link": ("team_round_link", True),
     "team_report_ready": ("team_report_ready", True),
     "coach_team_round": ("coach_team_round", False),
     "scorecard_report": ("scorecard_report", True),
     "coach_new_report": ("coach_new_report", False),
 }
+# Mails to a visitor's address, which nobody has to have confirmed: they count against the address's
+# daily limit and the site's hourly and daily caps, and carry no free text from the request.
+VISITOR_KINDS = ("checklist_link", "contact_confirmation", "scorecard_report", "team_round_link")
+
+
+# -- addresses -----------------------------------------------------------------------------------------
+
+# Providers known to deliver a.n@gmail.com and an@gmail.com to one mailbox, and their other domain names.
+DOTLESS_DOMAINS = frozenset({"gmail.com"})
+DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
+
+
+def header_address(address: str) -> str:
+    """The address as the To: header and the SMTP envelope carry it: the domain in its ASCII (IDNA)
+    form, so no server needs SMTPUTF8 (forms.py refuses local parts outside ASCII). Raises ValueError
+    for an address a mail program would read as another one: an encoded word (=?utf-8?q?…?=) in the
+    local part decodes to someone else, or to a line break, in the To: header."""
+    valid = validate_email(address, check_deliverability=False)
+    written = f"{valid.local_part}@{valid.ascii_domain}"
+    if "=?" in valid.local_part:
+        raise ValueError("encoded word in the local part")
+    message = EmailMessage()
+    try:
+        message["To"] = written
+        parsed = [a.addr_spec for a in message_from_bytes(bytes(message), policy=default)["To"].addresses]
+    except (ValueError, TypeError, IndexError, AttributeError):
+        parsed = []
+    if parsed != [written]:
+        raise ValueError("the To: header reads back as another address")
+    return written
+
+
+def mailbox(address: str) -> str:
+    """One spelling for every way of writing one mailbox, for counting mails: lower case, the tag after
+    '+' dropped, dots dropped where the provider ignores them, the domain's Unicode and punycode forms
+    one (email-validator's normalised form). The address stored and mailed stays as typed."""
+    try:
+        valid = validate_email(address, check_deliverability=False)
+        local, domain = valid.local_part.lower(), valid.ascii_domain.lower()
+    except EmailNotValidError:  # stored before these rules: count it as written
+        local, _, domain = address.strip().lower().rpartition("@")
+    domain = DOMAIN_ALIASES.get(domain, domain)
+    local = local.split("+", 1)[0]
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
 
 
 class RenderError(Exception):
@@ -87,16 +137,17 @@ def to_visitor() -> dict[str, str]:
 
 
 def checklist_link(lead: Any, checklist: Checklist, link: str) -> Mail:
-    """`lead` needs a name and an email; it may be a lead not stored yet."""
+    """`lead` needs an email; it may be a lead not stored yet. The name the form asked for is not in
+    it: the address has not been confirmed, and a name is free text anyone can type ("Je bank: …")."""
     return Mail("checklist_link", lead.email, f"Je {checklist.title}: je persoonlijke downloadlink",
-                {"lead": {"name": lead.name}, "checklist": checklist.slug, "link": link,
+                {"checklist": checklist.slug, "link": link,
                  "days": load_settings().limits.link_valid_days}, headers=to_visitor())
 
 
 def scorecard_report(name: str, email: str, checklist: Checklist, link: str) -> Mail:
     """The link to a personal report of a checklist's self-assessment (leadform/scorecards.py)."""
     return Mail("scorecard_report", email, f"Je persoonlijk rapport: {checklist.title}",
-                {"lead": {"name": name}, "checklist": checklist.slug, "link": link,
+                {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
                  "days": load_settings().limits.link_valid_days}, headers=to_visitor())
 
 
@@ -144,15 +195,16 @@ def contact_to_coach(message: Any, subject_label: str, moment: str | None = None
 def contact_confirmation(message: Any) -> Mail | None:
     if not current_app.config["CONTACT_CONFIRMATION"]:
         return None
-    return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen",
-                {"message": {"name": message.name}}, headers=to_visitor())
+    # Neither the name nor the message: the address may belong to someone else than the sender.
+    return Mail("contact_confirmation", message.email, "We hebben je bericht goed ontvangen", {},
+                headers=to_visitor())
 
 
 def team_round_link(leader: Any, checklist: Checklist, link: str) -> Mail:
     """The leader's link: opening it confirms the address and starts the round (double opt-in)."""
     settings = load_settings()
     return Mail("team_round_link", leader.email, f"Bevestig je teamronde met de {checklist.title}",
-                {"leader": {"name": leader.name}, "checklist": checklist.slug, "link": link,
+                {"checklist": checklist.slug, "link": link,  # no name: the address is not confirmed yet
                  "open_days": settings.limits.team_round_open_days}, headers=to_visitor())
 
 
@@ -180,6 +232,14 @@ def failure_report(mail: Any, error: str) -> Mail:
     return Mail("coach_mail_failed", coach_address(), "Een e-mail van de website kon niet verstuurd worden",
                 {"mail": {"kind": mail.kind, "to_addr": mail.to_addr, "subject": mail.subject,
                           "created": when(mail.created_at), "attempts": mail.attempts}, "error": error})
+
+
+def caps_reached(hour: int, day: int, waiting: int) -> Mail:
+    """The one alert a day when visitor mail waits for the site's hourly or daily cap."""
+    limits = load_settings().limits
+    return Mail("coach_mail_held", coach_address(), "De website houdt e-mails aan bezoekers even tegen",
+                {"hour": hour, "day": day, "waiting": waiting, "per_hour": limits.visitor_mails_per_hour,
+                 "per_day": limits.visitor_mails_per_day})
 
 
 # -- backends ------------------------------------------------------------------------------------------

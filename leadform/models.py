@@ -127,12 +127,18 @@ class OutboxMail(Base):
     __tablename__ = "outbox"
     # The delivery pass asks for queued mail that is due, oldest due first: with this index SQLite reads
     # just the rows it claims, however many thousands wait after a burst.
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # ix_outbox_mailbox: a visitor's mails of the last day, per mailbox (the daily limit);
+    # ix_outbox_sent: visitor mails sent in the last hour or day (the site's caps).
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_mailbox", "mailbox", "created_at"), Index("ix_outbox_sent", "sent_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(String(40))
     to_addr: Mapped[str] = mapped_column(String(254), index=True)
+    # Mails to a visitor only: the address in one spelling per mailbox (mail.mailbox), what the daily
+    # limit counts; erased with the row.
+    mailbox: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(200))
     # What the templates need, written by the request; the bodies are rendered from it at delivery and
     # kept in place of it once sent (leadform/mails.py). Rows queued before 0004 carry bodies only.

@@ -11,6 +11,7 @@ again after OUTBOX_LEASE_SECONDS.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import re
@@ -19,22 +20,27 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from flask import Flask, current_app
-from sqlalchemy import Row, and_, bindparam, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from leadform import db
 from leadform.mail import (
+    VISITOR_KINDS,
     FileBackend,
     Mail,
     PermanentFailure,
     RenderError,
     SMTPBackend,
     TemporaryFailure,
+    caps_reached,
     failure_report,
     from_config,
+    header_address,
+    mailbox,
     render,
 )
 from leadform.models import OutboxMail, utcnow
+from site_config import load_settings
 
 log = logging.getLogger("leadform.outbox")
 MAX_BACKOFF = 3600
@@ -49,7 +55,33 @@ def queue(s: Session, mail: Mail, lead_id: int | None = None, due_at: dt.datetim
     now = utcnow()
     s.add(OutboxMail(kind=mail.kind, to_addr=mail.to, subject=mail.subject, context=mail.context,
                      headers=mail.headers, message_id=make_msgid(domain=domain), lead_id=lead_id, created_at=now,
-                     status="queued", attempts=0, next_attempt_at=due_at or now, team_round_id=team_round_id))
+                     status="queued", attempts=0, next_attempt_at=due_at or now, team_round_id=team_round_id,
+                     mailbox=mailbox(mail.to) if mail.kind in VISITOR_KINDS else None))
+
+
+def queue_for_visitor(s: Session, mail: Mail, lead_id: int | None = None, team_round_id: str | None = None) -> bool:
+    """Queue a mail to a visitor's address unless its mailbox had `mails_per_address_per_day` of them
+    in the last 24 hours, whatever the form and however the address was spelled. Returns whether it
+    was queued. On PostgreSQL a lock per mailbox, held to the end of the caller's transaction, makes
+    two requests for one mailbox count one after the other (SQLite has one writer at a time anyway)."""
+    if mailbox_full(s, mail.to):
+        log.info("visitor mail not queued kind=%s reason=mailbox-limit", mail.kind)
+        return False
+    queue(s, mail, lead_id=lead_id, team_round_id=team_round_id)
+    return True
+
+
+def mailbox_full(s: Session, address: str) -> bool:
+    """Did this address's mailbox get its `mails_per_address_per_day` visitor mails in the last 24 hours?
+    On PostgreSQL this takes the mailbox's lock for the rest of the caller's transaction."""
+    box = mailbox(address)
+    if s.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(box.encode()).digest()[:8], "big", signed=True)
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
+        OutboxMail.mailbox == box, OutboxMail.created_at >= utcnow() - dt.timedelta(days=1),
+        OutboxMail.kind.in_(VISITOR_KINDS)))
+    return sent_today >= load_settings().limits.mails_per_address_per_day
 
 
 def bodies(mail: Row) -> tuple[str, str | None]:
@@ -63,7 +95,10 @@ def build_message(mail: Row, sender: str, text: str, html: str | None) -> EmailM
     """The MIME message; EmailMessage refuses CR/LF in any header, so nothing can be injected."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = mail.to_addr
+    try:
+        message["To"] = header_address(mail.to_addr)
+    except ValueError:  # queued before the form refused such addresses: no retry can help
+        raise PermanentFailure("recipient address not deliverable as written") from None
     message["Subject"] = mail.subject
     message["Message-ID"] = mail.message_id
     message["Date"] = format_datetime(mail.created_at.replace(tzinfo=dt.UTC))
@@ -114,6 +149,9 @@ MARK_SENT = update(OutboxMail).where(_CLAIMED).values(status="sent", sent_at=bin
                                                      context=None)
 DEFER = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
                                                  last_error=bindparam("error"))
+# Over the site's cap: back in the queue for later, the claim not counted as an attempt.
+HOLD = update(OutboxMail).where(_CLAIMED).values(status="queued", next_attempt_at=bindparam("at"),
+                                                attempts=OutboxMail.attempts - 1)
 MARK_FAILED = update(OutboxMail).where(_CLAIMED).values(status="failed", last_error=bindparam("error"))
 # Claimed, not tried: back in the queue as it was (still due), unless a later claim took it over.
 RELEASE = update(OutboxMail).where(
@@ -143,7 +181,7 @@ def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     abandoned."""
     config = current_app.config
     backend = from_config(config)
-    counts = {"sent": 0, "retry": 0, "failed": 0}
+    counts = {"sent": 0, "retry": 0, "failed": 0}  # held over the site's cap counts as a retry
     now = utcnow()
     work_on_batch = dt.timedelta(seconds=int(config["OUTBOX_LEASE_SECONDS"]) / 2)
     try:
@@ -175,6 +213,10 @@ def _release(mails_left: list[Row]) -> None:
 def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, config: dict) -> str:
     """Send one claimed mail and record the outcome in its own transaction: after a crash at most
     this one mail is sent twice, never one lost."""
+    # The site's caps are limits like the per-IP ones: RATELIMIT_ENABLED=false (load tests) lifts them too.
+    if mail.kind in VISITOR_KINDS and config.get("RATELIMIT_ENABLED", True) and (wait := _over_cap(now)):
+        _finish(HOLD, mail.id, at=utcnow() + wait)
+        return "retry"
     try:
         text, html = bodies(mail)
         backend.send(build_message(mail, config["MAIL_FROM"], text, html), mail.id)
@@ -193,6 +235,32 @@ def _deliver(backend: FileBackend | SMTPBackend, mail: Row, now: dt.datetime, co
         return "retry"
     _finish(MARK_SENT, mail.id, at=utcnow(), text=text, html=html)
     return "sent"
+
+
+HOLD_FOR = dt.timedelta(minutes=10)   # how long a mail over the cap waits before it is looked at again
+
+
+def _over_cap(now: dt.datetime) -> dt.timedelta | None:
+    """How long visitor mail must wait because the site sent `visitor_mails_per_hour` or `_per_day`
+    of them already (a burst of requests with other people's addresses), or None. The first time in
+    a day this happens, the coach gets one alert, due at once."""
+    limits = load_settings().limits
+    with db.transaction() as s:
+        sent = select(func.count()).select_from(OutboxMail).where(
+            OutboxMail.kind.in_(VISITOR_KINDS), OutboxMail.status == "sent")
+        hour = s.scalar(sent.where(OutboxMail.sent_at >= now - dt.timedelta(hours=1)))
+        day = s.scalar(sent.where(OutboxMail.sent_at >= now - dt.timedelta(days=1))) \
+            if hour < limits.visitor_mails_per_hour else 0
+        if hour < limits.visitor_mails_per_hour and day < limits.visitor_mails_per_day:
+            return None
+        alerted = s.scalar(select(func.count()).select_from(OutboxMail).where(
+            OutboxMail.kind == "coach_mail_held", OutboxMail.created_at >= now - dt.timedelta(days=1)))
+        if not alerted:
+            waiting = s.scalar(select(func.count()).select_from(OutboxMail).where(
+                OutboxMail.kind.in_(VISITOR_KINDS), OutboxMail.status.in_(("queued", "sending"))))
+            queue(s, caps_reached(hour, day, waiting), due_at=now)
+    log.warning("visitor mail held reason=cap sent_last_hour=%s sent_last_day=%s", hour, day)
+    return HOLD_FOR
 
 
 REASON = re.compile(r"\d{3}(?: \d\.\d{1,3}\.\d{1,3})?|[A-Za-z]\w*")

@@ -25,7 +25,7 @@ import click
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,7 @@ from leadform import db, mail, outbox
 from leadform.checklists import save_lead
 from leadform.config import signing_keys
 from leadform.forms import PersonForm, form_post
-from leadform.models import Assessment, AssessmentTotal, OutboxMail, utcnow
+from leadform.models import Assessment, AssessmentTotal, utcnow
 from leadform.scoring import Result, answer_key, answer_keys, chart_svg, dutch_number, parse_answers, score
 from leadform.web import csrf, per_email, per_ip, render_page
 from site_config import Checklist, load_settings
@@ -202,16 +202,12 @@ def _store_report(s: Session, lead_id: int, checklist: Checklist, answers: dict[
                   message: mail.Mail) -> bool:
     """Store the answers with their link and queue the mail, unless the address had its mails for today
     (the same answer as ever: the visitor is never told whether an address is known)."""
-    sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
-        OutboxMail.to_addr == message.to, OutboxMail.kind == REPORT_KIND,
-        OutboxMail.created_at >= utcnow() - dt.timedelta(days=1)))
-    if sent_today >= load_settings().limits.mails_per_address_per_day:
+    if not outbox.queue_for_visitor(s, message, lead_id=lead_id):  # per mailbox, every form together
         return False
     ordered = {key: answers[key] for key in answer_keys(checklist)}
     s.add(Assessment(lead_id=lead_id, checklist=checklist.slug, answers=ordered, created_at=utcnow(),
                      token_hash=hash_secret(secret), expires_at=utcnow() + dt.timedelta(days=valid_days()),
                      use_count=0))
-    outbox.queue(s, message, lead_id=lead_id)
     return True
 
 

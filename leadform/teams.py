@@ -277,10 +277,7 @@ def request_round(slug: str):
     try:
         with s.begin():
             queued = False
-            sent_today = s.scalar(select(func.count()).select_from(OutboxMail).where(
-                OutboxMail.to_addr == form.email.data, OutboxMail.kind == "team_round_link",
-                OutboxMail.created_at >= utcnow() - dt.timedelta(days=1)))
-            if sent_today < load_settings().limits.mails_per_address_per_day:
+            if not outbox.mailbox_full(s, form.email.data):  # per mailbox, every form together
                 team_round = TeamRound(checklist=slug, leader_name=form.name.data, leader_email=form.email.data,
                                        created_at=utcnow())
                 s.add(team_round)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadform.forms import issue_started
+from leadform.mail import mailbox
 from site_config import csp, load_settings
 from site_config.csp import policy
 
@@ -45,18 +47,33 @@ def _pseudonym(kind: str, value: str) -> str:
     return f"{current_app.config.get('LIMIT_KEY_PREFIX') or 'leadform'}/{kind}:{digest}"
 
 
+def client_network(address: str) -> str:
+    """The client an address stands for: an IPv4 address, or the /64 an IPv6 address belongs to (one
+    connection usually gets a whole /64, so its 2**64 addresses would each be a new client)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def ip_key() -> str:
-    """The visitor's IP, pseudonymised (behind a proxy, PROXY_FIX_X_FOR makes it the visitor's)."""
-    return _pseudonym("ip", get_remote_address() or "unknown")
+    """The visitor's IP (IPv6: its /64), pseudonymised (behind a proxy, PROXY_FIX_X_FOR makes it the visitor's)."""
+    return _pseudonym("ip", client_network(get_remote_address() or "unknown"))
 
 
 def submitted_email() -> str:
-    """The form's e-mail address normalised as the forms do (strip, lower), or '' if there is none."""
+    """The form's e-mail address as one spelling per mailbox (mail.mailbox), or '' if there is none."""
     try:
         value = request.form.get("email", "")
     except HTTPException:  # too large or malformed: the view answers that, not the limiter
         return ""
-    return value.strip().lower()
+    value = value.strip()
+    return mailbox(value) if value else ""
 
 
 def email_key() -> str:

@@ -69,6 +69,8 @@ def one_origin(app: Flask, site_dir: Path, https: bool = False) -> Callable[...,
 
         if "/." in path:  # dotfiles (the build's .csp.json) are not part of the site
             return release.missing(environ, with_security_headers)
+        if path.endswith(".gz"):  # sitemap.xml.gz: WhiteNoise keeps .gz files for Content-Encoding only
+            return release.gzip_file(environ, with_security_headers)
         return release.files(environ, with_security_headers)
 
     return dispatch
@@ -89,6 +91,16 @@ class Release:
         body = page.read_bytes() if page.is_file() else b"Not found"
         start_response("404 Not Found", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache"),
                                          ("Content-Length", str(len(body)))])
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+
+    def gzip_file(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A .gz file of the site as what it is, a gzip file (the build's sitemap.xml.gz)."""
+        file = (self.folder / environ["PATH_INFO"].lstrip("/")).resolve()
+        if not file.is_relative_to(self.folder.resolve()) or not file.is_file():
+            return self.missing(environ, start_response)
+        body = file.read_bytes()
+        start_response("200 OK", [("Content-Type", "application/gzip"), ("Content-Length", str(len(body))),
+                                  ("Cache-Control", "no-cache")])
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
 
     @staticmethod

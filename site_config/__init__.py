@@ -181,6 +181,11 @@ class Limits:
     link_valid_days: int
     contact_min_seconds: int
     message_max_length: int
+    visitor_mails_per_hour: int         # mails to visitors' addresses the whole site sends; more wait
+    visitor_mails_per_day: int
+    consent_per_subject: str            # consent records per subject id (one visitor)
+    consent_subjects_per_ip: str        # new subject ids per IP (an IPv6 /64 counts as one)
+    consent_records_global: str         # consent records for the whole site
     team_round_open_days: int
     team_answers_per_round: int
     team_answers_per_ip: str
@@ -192,6 +197,7 @@ class Retention:
     consent_record_years: int
     delivered_mail_body_days: int
     contact_message_years: int
+    page_view_days: int
     team_round_days: int
 
 
@@ -318,11 +324,13 @@ def _load(config_dir: Path) -> Settings:
     limits = Limits(**_fields(Limits, lim, f"{where} limits", form_per_ip=str,
                               mails_per_address_per_day=int, download_per_ip=str, consent_per_ip=str,
                               link_valid_days=int, contact_min_seconds=int, message_max_length=int,
+                              visitor_mails_per_hour=int, visitor_mails_per_day=int, consent_per_subject=str,
+                              consent_subjects_per_ip=str, consent_records_global=str,
                               team_round_open_days=int, team_answers_per_round=int, team_answers_per_ip=str))
     ret = require(data, "retention", dict, where)
     retention = Retention(**_fields(Retention, ret, f"{where} retention", unconfirmed_lead_days=int,
                                     consent_record_years=int, delivered_mail_body_days=int,
-                                    contact_message_years=int, team_round_days=int))
+                                    contact_message_years=int, page_view_days=int, team_round_days=int))
     return Settings(site=site, coach=coach, checklists=checklists, consent=consent,
                     limits=limits, retention=retention, testimonials=tuple(testimonials), clients=tuple(clients),
                     placeholders=tuple(placeholder_lines(config_dir / "site.yml")))

@@ -12,6 +12,7 @@ import html
 import logging
 import posixpath
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mkdocs.commands.build import get_context
 from mkdocs.config.defaults import MkDocsConfig
@@ -21,7 +22,7 @@ from mkdocs.structure.files import Files, InclusionLevel
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from site_config import ConfigError, csp, fingerprint, images, load_settings
+from site_config import ConfigError, csp, fingerprint, images, load_settings, published
 from site_config.checks import check_built, check_markdown_links, check_post_file, failure
 
 log = logging.getLogger("mkdocs.hooks.coach")
@@ -69,6 +70,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if rss is not None:  # the feeds' title and description, else they keep mkdocs.yml's example values
         rss.config.feed_title = f"{settings.site.name} — blog"
         rss.config.feed_description = settings.site.description
+        if not rss.config.image:  # else the feed says <image><url>None</url>
+            rss.config.image = settings.site.url.rstrip("/") + "/assets/logo.png"
     return config
 
 
@@ -196,6 +199,7 @@ def on_post_build(config: MkDocsConfig) -> None:
     site_dir = Path(config.site_dir)
     write_images(config, site_dir)
     _fail(check_built(site_dir, {path: label for label, path in _written}))
+    published.write_published(site_dir, urlsplit(config.site_url or "/").path)
     try:
         csp.build_policy(site_dir)
     except csp.CSPError as exc:

@@ -170,7 +170,12 @@ PUBLIC_HTTPS = {"PUBLIC_HTTPS": True, "SECRET_KEY": "test-" + "0" * 40, "ALLOW_F
 
 
 def app_config(tmp_path: Path, pdf_dir: Path, **overrides: object) -> dict:
+    """An app's config for a test; without a SITE_DIR it gets a stand-in for a built site's published
+    pages and banner hash (tests/support/published.py)."""
+    from support.published import stub_site
+
     return {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "PDF_DIR": str(pdf_dir),
+            "SITE_DIR": str(stub_site(tmp_path / "stub-site")),
             "OUTBOX_THREAD": False, "PUBLIC_URL": "http://site.test/", "RATELIMIT_ENABLED": False,
             "MAIL_BACKEND": "file", "DATABASE_URL": TEST_DATABASE_URL, **overrides}
 

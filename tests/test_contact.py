@@ -82,16 +82,52 @@ def test_header_injection_is_refused_with_no_extra_recipient(make_app, smtp_serv
     assert smtp_server.messages == []
 
 
-def test_honeypot_and_too_fast_store_nothing_but_look_the_same(make_app) -> None:
+def test_honeypot_stores_nothing_but_looks_the_same(make_app) -> None:
     app = make_app(WTF_CSRF_ENABLED=False)
-    client = app.test_client()
-    trap = client.post("/api/contact", data={**FORM, "website": "http://spam.example", "started": started(app, 10)})
-    fast = client.post("/api/contact", data={**FORM, "started": started(app, 1)})
-    for response in (trap, fast):
-        assert response.status_code == 303 and response.headers["Location"] == "/contact/bedankt/"
+    trap = app.test_client().post("/api/contact", data={**FORM, "website": "http://spam.example",
+                                                        "started": started(app, 10)})
+    assert trap.status_code == 303 and trap.headers["Location"] == "/contact/bedankt/"
     assert messages(app) == 0
     with app.app_context(), db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(OutboxMail)) == 0
+
+
+def test_a_contact_sent_too_fast_comes_back_filled_in_and_goes_through_when_sent_again(make_app) -> None:
+    """An autofill user can send within the minimum seconds: before, the message was thrown away while
+    the visitor was told it arrived. Now the form comes back, filled in, and asks to send it again."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    fast = client.post("/api/contact", data={**FORM, "started": started(app, 1)})
+    html = fast.get_data(as_text=True)
+    assert fast.status_code == 400 and messages(app) == 0
+    assert "klik nog eens op verzenden" in html and "Kunnen we eens praten over ons team?" in html
+    start = re.search(r'name="started" value="([^"]+)"', html).group(1)
+    assert client.post("/api/contact", data={**FORM, "started": start}).status_code == 303
+    assert messages(app) == 1
+
+
+def test_a_start_time_from_another_session_or_hours_old_does_not_count(make_app) -> None:
+    """The time-trap token could be replayed across sessions and never expired: a bot fetched one and
+    reused it forever. Now it is bound to the session's CSRF secret and lasts two hours."""
+    app = make_app()  # CSRF on, as in production
+    bot, victim = app.test_client(), app.test_client()
+    token = bot.get("/api/csrf").get_json()
+    other = victim.get("/api/csrf").get_json()
+    real = time.time
+    try:  # the visitor's own token, three hours later
+        time.time = lambda: real() + 3 * 3600  # type: ignore[assignment]
+        old = victim.post("/api/contact", data={**FORM, "csrf_token": other["csrf_token"],
+                                                "started": other["started"]})
+    finally:
+        time.time = real  # type: ignore[assignment]
+    time.sleep(load_settings().limits.contact_min_seconds + 0.1)
+    replayed = victim.post("/api/contact", data={**FORM, "csrf_token": other["csrf_token"],
+                                                 "started": token["started"]})
+    for response in (old, replayed):
+        assert response.status_code == 400 and "verstuur het opnieuw" in response.get_data(as_text=True)
+    assert messages(app) == 0
+    own = victim.post("/api/contact", data={**FORM, "csrf_token": other["csrf_token"], "started": other["started"]})
+    assert own.status_code == 303 and messages(app) == 1
 
 
 def test_without_javascript_the_form_comes_back_filled_in_and_then_goes_through(make_app) -> None:

@@ -253,8 +253,8 @@ def test_purge_removes_what_is_past_its_retention_and_only_that(make_app, tmp_pa
     assert cron.returncode == 0, cron.stderr
     purged = dict(re.findall(r"^(\w+): (\d+) purged", cron.stdout, re.MULTILINE))
     assert purged == {"unconfirmed_leads": "1", "downloads": "1", "assessments": "0", "contact_messages": "1",
-                      "consent_records": "1", "team_rounds": "0", "team_answers": "0", "outbox_deleted": "3",
-                      "outbox_bodies_blanked": "2"}
+                      "consent_records": "1", "page_views": "0", "team_rounds": "0", "team_answers": "0",
+                      "outbox_deleted": "3", "outbox_bodies_blanked": "2"}
 
     with app.app_context(), db.transaction() as s:
         assert sorted(s.scalars(select(Lead.email))) == ["confirmed@example.be", "recent@example.be"]

@@ -157,8 +157,10 @@ def test_consent_and_analytics_calls_are_limited_per_ip_with_a_json_429(limited_
 
     client = limited_app.test_client()
     per_minute = int(load_settings().limits.consent_per_ip.split()[0])
-    statuses = [client.post("/api/consent", json=example_payload()).status_code for _ in range(per_minute + 1)]
-    assert statuses == [201] * per_minute + [429]
+    # Every call counts, a refused one too (recorded choices meet tighter limits: tests/test_abuse.py).
+    statuses = [client.post("/api/consent", json={**example_payload(), "button": "x"}).status_code
+                for _ in range(per_minute + 1)]
+    assert statuses == [400] * per_minute + [429]
     response = client.post("/api/consent", json=example_payload())
     assert response.get_json() == {"error": 429} and 1 <= int(response.headers["Retry-After"]) <= 62
     statuses = [client.post("/api/analytics", data="/", content_type="text/plain").status_code

@@ -113,3 +113,13 @@ def test_access_log_has_no_client_address_or_query(deployment) -> None:
     fetch(deployment, "/?email=jan@example.be")
     log = (deployment.prefix / "access.log").read_text()
     assert log and "127.0.0.1" not in log and "jan@example.be" not in log
+
+
+def test_sitemap_gz_is_a_gzip_file_and_no_server_version_is_named(deployment) -> None:
+    """The outside test found sitemap.xml.gz served as XML and a Server header naming versions."""
+    response = fetch(deployment, "/sitemap.xml.gz")
+    assert response.status == 200 and response.headers["Content-Type"] == "application/gzip"
+    assert response.headers.get("Content-Encoding") is None
+    for path in ("/", "/sitemap.xml.gz", "/api/csrf", "/bestaat-niet/"):
+        server = fetch(deployment, path).headers.get("Server", "")
+        assert not any(ch.isdigit() for ch in server), (path, server)

@@ -149,10 +149,11 @@ def test_a_mail_is_rendered_when_it_is_sent_and_then_keeps_what_it_said(make_app
     assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
     [(_rcpt, message)] = smtp_server.messages
     text = message.get_body(("plain",)).get_content()
-    assert "Dag Lead 0," in text and "http://site.test/download/0" in text and "14 dagen" in text
+    assert "Dag," in text and "http://site.test/download/0" in text and "14 dagen" in text
     assert "checklist teams" in message.get_body(("html",)).get_content()
     [sent] = rows(app)
-    assert sent.context is None and "Dag Lead 0," in sent.body_text and "Dag Lead 0" in sent.body_html
+    assert sent.context is None and "http://site.test/download/0" in sent.body_text \
+        and "http://site.test/download/0" in sent.body_html
 
 
 def test_a_mail_queued_before_the_upgrade_goes_out_with_the_bodies_it_was_stored_with(make_app, smtp_server) -> None:

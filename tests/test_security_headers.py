@@ -323,7 +323,7 @@ def test_session_cookie_on_local_http_is_not_secure_but_still_httponly_lax(make_
 
 
 @pytest.mark.parametrize("https", [False, True])
-def test_consent_subject_cookie_is_httponly_lax_and_secure_over_https(make_app, https: bool) -> None:
+def test_consent_subject_cookie_is_httponly_strict_scoped_and_secure_over_https(make_app, https: bool) -> None:
     """The banner never reads it (the app does, on the next choice), so HttpOnly stays on."""
     from leadform.consent import SUBJECT_COOKIE, example_payload
 
@@ -332,7 +332,7 @@ def test_consent_subject_cookie_is_httponly_lax_and_secure_over_https(make_app, 
                            headers={"Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 201, response.data
     attrs = set_cookies(response)[SUBJECT_COOKIE]
-    assert "httponly" in attrs and attrs["samesite"] == "Lax" and attrs["path"] == "/"
+    assert "httponly" in attrs and attrs["samesite"] == "Strict" and attrs["path"] == "/api/consent"
     assert ("secure" in attrs) is https
     consent_js = (ROOT / "docs" / "assets" / "javascripts" / "consent.js").read_text(encoding="utf-8")
     assert SUBJECT_COOKIE not in consent_js  # the page has no reason to read it

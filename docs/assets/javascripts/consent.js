@@ -9,7 +9,10 @@
 // - A script of an optional category waits as <script type="text/plain" data-consent="CATEGORY"
 //   data-src="...">; it is added as a real script only after consent for that category. When a
 //   visitor withdraws consent for a script that already ran, the page reloads without it.
-// - Any element with data-consent-open (the footer's "Cookie-instellingen") reopens the banner.
+// - Any element with data-consent-open (the footer's "Cookie-instellingen") reopens the banner, with a
+//   close button; closing it (or Escape) gives the focus back to where it was.
+// - At first view it does only what the banner needs: read the stored choice, then show the banner or
+//   start the allowed scripts; everything else is set up on the first interaction.
 (function () {
   "use strict";
   var root = document.getElementById("__consent");
@@ -26,6 +29,7 @@
   var toggle = root.querySelector("[data-consent-toggle]");
   var save = root.querySelector('[data-consent-action="save"]');
   var title = document.getElementById("__consent-title");
+  var closer = root.querySelector("[data-consent-close]");
   var opener = null;
 
   function words(value) {
@@ -73,12 +77,16 @@
   }
 
   function show(byVisitor) {
-    var current = stored();
-    // Reflect the visitor's own current choice; on a first visit nothing is ticked.
-    root.querySelectorAll('input[type="checkbox"][name]').forEach(function (box) {
-      box.checked = !!(current && current.choices[box.name] === true);
-    });
-    showSettings(false);
+    if (byVisitor) {
+      // Reflect the visitor's own current choice; on a first visit the page's HTML has nothing ticked
+      // and the settings closed, so there is nothing to do then.
+      var current = stored();
+      root.querySelectorAll('input[type="checkbox"][name]').forEach(function (box) {
+        box.checked = !!(current && current.choices[box.name] === true);
+      });
+      showSettings(false);
+    }
+    if (closer) closer.hidden = !byVisitor;
     root.hidden = false;
     if (byVisitor) {
       opener = document.activeElement;
@@ -88,6 +96,7 @@
 
   function hide() {
     root.hidden = true;
+    if (closer) closer.hidden = true;
     if (opener && document.contains(opener)) opener.focus();
     opener = null;
   }
@@ -135,10 +144,12 @@
   }
 
   root.addEventListener("click", function (event) {
-    var target = event.target.closest("[data-consent-action], [data-consent-toggle]");
+    var target = event.target.closest("[data-consent-action], [data-consent-toggle], [data-consent-close]");
     if (!target) return;
     event.preventDefault();
-    if (target.hasAttribute("data-consent-toggle")) {
+    if (target.hasAttribute("data-consent-close")) {
+      hide();
+    } else if (target.hasAttribute("data-consent-toggle")) {
       showSettings(true);
       var first = settings.querySelector("input");
       (first || save).focus();
@@ -148,7 +159,8 @@
   });
 
   root.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && stored()) hide();  // closing without a choice only when one is in force
+    // Closing without a choice: only the banner the visitor reopened, or when a choice is in force.
+    if (event.key === "Escape" && ((closer && !closer.hidden) || stored())) hide();
   });
 
   document.addEventListener("click", function (event) {
