@@ -3,7 +3,6 @@ never embedded), else the contact form, where a visitor suggests a moment that r
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from conftest import smtp_config
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from support.html import parse
+from support.site_settings import config_copy
 
 import site_config
 from leadform import outbox
@@ -62,15 +62,13 @@ def test_a_moment_too_long_is_refused_in_dutch(make_app) -> None:
 
 
 @pytest.fixture
-def with_agenda(monkeypatch: pytest.MonkeyPatch):
-    """The settings as a coach who filled in booking_url, for everything that calls load_settings()."""
-    real = site_config.load_settings()
-    mine = dataclasses.replace(real, coach=dataclasses.replace(real.coach, booking_url=AGENDA))
-    site_config.load_settings.cache_clear()
-    monkeypatch.setattr(site_config, "_load", lambda config_dir: mine)
-    yield mine
-    monkeypatch.undo()
-    site_config.load_settings.cache_clear()
+def with_agenda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The settings of a coach who filled in booking_url, for everything that calls load_settings()."""
+    config = config_copy(tmp_path, lambda text: text.replace('booking_url: ""', f'booking_url: "{AGENDA}"'))
+    monkeypatch.setenv("SITE_CONFIG_DIR", str(config))
+    settings = site_config.load_settings()
+    assert settings.coach.booking_url == AGENDA
+    return settings
 
 
 def test_with_an_agenda_the_button_opens_it_only_on_a_click(with_agenda, project_copy: Path,

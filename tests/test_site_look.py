@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from support.html import parse, seed_paragraphs
+from support.site_settings import config_copy
 
 from site_config import load_settings
 
@@ -34,16 +34,6 @@ def build(site_dir: Path, config_dir: Path | None = None) -> subprocess.Complete
         env["SITE_CONFIG_DIR"] = str(config_dir)
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site_dir)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def config_copy(tmp_path: Path, edit) -> Path:
-    """site_config's YAML and images in tmp_path, with site.yml changed by `edit(text) -> text`."""
-    config = tmp_path / "site_config"
-    shutil.copytree(ROOT / "site_config", config,
-                    ignore=shutil.ignore_patterns("overrides", "fonts", "__pycache__", "*.py"))
-    yml = config / "site.yml"
-    yml.write_text(edit(yml.read_text(encoding="utf-8")), encoding="utf-8")
-    return config
 
 
 def test_portrait_bio_testimonials_and_logos_are_shown(site_dir: Path, site_pages: dict[str, str]) -> None:
