@@ -9,6 +9,8 @@ from conftest import mkdocs_build
 
 from site_config import load_settings
 
+pytestmark = pytest.mark.engine_independent  # no database: .ci/run's PostgreSQL pass leaves it out
+
 POST = """---
 title: Een test
 description: Een bericht om de controles van de build te testen, met genoeg woorden.

@@ -16,7 +16,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from conftest import free_port
+
+pytestmark = pytest.mark.engine_independent  # no database: .ci/run's PostgreSQL pass leaves it out
 
 POSTS = 24  # three list pages of 10
 

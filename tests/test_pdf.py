@@ -14,6 +14,8 @@ import pytest
 from leadform.pdf import build_pdfs, render_checklist_pdf
 from site_config import Checklist, load_settings
 
+pytestmark = pytest.mark.engine_independent  # no database: .ci/run's PostgreSQL pass leaves it out
+
 SETTINGS = load_settings()
 CHECKLISTS = {c.slug: c for c in SETTINGS.checklists}
 BASE14 = {"Courier", "Courier-Bold", "Courier-Oblique", "Courier-BoldOblique", "Helvetica", "Helvetica-Bold",

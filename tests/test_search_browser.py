@@ -12,7 +12,7 @@ import gzip
 import pytest
 from playwright.sync_api import Browser, Page, Request, Response
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.engine_independent]
 
 POST = "/blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/"
 BUDGET = 100_000  # bytes, compressed, for everything a first post view loads

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from support.html import seed_paragraphs
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.engine_independent]
 
 
 def test_visitor_reads_the_case_story(browser, static_server: str, artifacts: Path) -> None:

@@ -19,6 +19,8 @@ from support.site_settings import config_copy
 
 from site_config import load_settings
 
+pytestmark = pytest.mark.engine_independent  # no database: .ci/run's PostgreSQL pass leaves it out
+
 ROOT = Path(__file__).resolve().parent.parent
 POST = "blog/klantgerichtheid-begint-bij-samenwerking-tussen-teams/index.html"
 SERVICES = ["diensten/index.html", "diensten/teamcoaching/index.html", "diensten/leiderschapscoaching/index.html",
