@@ -40,3 +40,10 @@ errorlog = "-"
 loglevel = "error"          # gunicorn warns about a malformed request with the client's IP address
 proc_name = "coach-leadform"
 
+
+def on_starting(server) -> None:
+    """Check the app's settings once in the master, before any worker starts: a refused production setting
+    ends the server with the app's one line (leadform.check_config), not a worker crash loop or traceback."""
+    from leadform import check_config
+
+    check_config()

@@ -24,13 +24,7 @@ LOG_FORMAT = "%(asctime)sZ %(levelname)s %(name)s %(message)s"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("LEADFORM_INSTANCE_PATH")
-    app = Flask(__name__, instance_path=str(instance or ROOT / "instance"), instance_relative_config=True)
-    app.config.from_object(Defaults)
-    app.config.from_prefixed_env("LEADFORM")
-    if test_config:
-        app.config.update(test_config)
-    _finish_config(app)
+    app = _configured(test_config)
     _init_logging(app)
 
     from leadform import checklists, cli, consent, contact, db, errors, outbox, scorecards, teams, web
@@ -45,6 +39,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     outbox.init_app(app)
     cli.init_app(app)
+    return app
+
+
+def check_config() -> None:
+    """Refuse what create_app refuses, from the environment alone, without opening the database. gunicorn's
+    master calls it before it starts workers (deploy/gunicorn.conf.py), so a wrong production setting stops
+    the server with its one line: several workers refusing at once made gunicorn print a traceback."""
+    _configured(None)
+
+
+def _configured(test_config: dict[str, Any] | None) -> Flask:
+    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("LEADFORM_INSTANCE_PATH")
+    app = Flask(__name__, instance_path=str(instance or ROOT / "instance"), instance_relative_config=True)
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("LEADFORM")
+    if test_config:
+        app.config.update(test_config)
+    _finish_config(app)
     return app
 
 
