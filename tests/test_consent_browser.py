@@ -431,7 +431,15 @@ def test_the_first_visit_banner_covers_at_most_a_third_of_a_phone(visitor, live_
     v = visitor(**PHONE)
     page = v.open("/")
     expect(banner(page)).to_be_visible()
-    height = banner(page).bounding_box()["height"]
+    box = None
+    for _ in range(40):  # it slides in: measure once it stands still
+        box, previous = banner(page).bounding_box(), box
+        if box == previous:
+            break
+        page.wait_for_timeout(100)
     page.screenshot(path=str(artifacts / "consent-first-visit-390.png"))
-    assert height <= 844 / 3, f"{height:.0f} px of 844"
+    assert box["height"] <= 844 / 3, f"{box['height']:.0f} px of 844"
+    # It lies over the bottom of the screen and pushes nothing down (a layout shift Lighthouse counts).
+    assert abs(box["y"] + box["height"] - 844) <= 1, box
+    assert page.locator("header.md-header").bounding_box()["y"] == 0
     assert_equal_weight(page)
