@@ -12,12 +12,16 @@ is memory-mapped, and a write fault there kills the process (SIGBUS) rather than
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from leadform import db
 from leadform.consent import example_payload
@@ -190,3 +194,88 @@ def test_connection_opened_while_read_only_does_not_stay_read_only(make_app, tmp
 
     immutable.unlock()
     assert_recovered(app, database)
+
+
+# -- SQLite's writers take turns (db.WriterQueue) ---------------------------------------------------------
+
+def writer_lock_free(database: Path) -> bool:
+    """Whether another writer could start now: an flock on its own descriptor, as another process takes it."""
+    fd = os.open(f"{database}-writer", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.sqlite_only(reason="the turn-taking of SQLite's writers; PostgreSQL queues its own")
+def test_a_write_holds_its_turn_until_it_ends_however_it_ends(make_app, tmp_path: Path) -> None:
+    """A write keeps the next writer out from its start to its end, and lets it in the moment it ends,
+    committed or rolled back: a turn never handed back would stop every form of the site."""
+    database = tmp_path / "turns.sqlite3"
+    app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{database}")
+    assert app.test_client().post("/api/checklists/teams", data=CHECKLIST).status_code == 303
+    assert writer_lock_free(database)
+    with app.app_context():
+        with db.transaction() as s:
+            s.execute(text("SELECT count(*) FROM leads"))
+            assert not writer_lock_free(database)
+        assert writer_lock_free(database)
+        with pytest.raises(ZeroDivisionError), db.transaction() as s:
+            s.execute(text("SELECT count(*) FROM leads"))
+            assert not writer_lock_free(database)
+            1 / 0  # noqa: B018 - a write that fails halfway
+        assert writer_lock_free(database)
+    again = {**CHECKLIST, "email": "an@example.be"}
+    assert app.test_client().post("/api/checklists/teams", data=again).status_code == 303
+
+
+@pytest.mark.sqlite_only(reason="the turn-taking of SQLite's writers; PostgreSQL queues its own")
+def test_a_form_waits_for_the_write_before_it_and_is_stored(make_app, tmp_path: Path) -> None:
+    """Another process (a cron job, a second worker) is writing: the visitor's form waits its turn and
+    is stored, no error."""
+    database = tmp_path / "turns.sqlite3"
+    app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{database}")
+    client = app.test_client()
+    assert client.post("/api/checklists/teams", data=CHECKLIST).status_code == 303
+    other = os.open(f"{database}-writer", os.O_RDWR)  # its own descriptor: another writer, as a process is
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.5, lambda: os.close(other)).start()  # that write ends half a second later
+    started = time.monotonic()
+    assert client.post("/api/checklists/teams", data={**CHECKLIST, "email": "an@example.be"}).status_code == 303
+    assert time.monotonic() - started >= 0.4, "the form did not wait for the write before it"
+    assert counts(database)["leads"] == 2
+
+
+@pytest.mark.sqlite_only(reason="the turn-taking of SQLite's writers; PostgreSQL queues its own")
+def test_a_form_that_cannot_get_its_turn_in_time_says_try_again_and_keeps_nothing_half(
+        make_app, tmp_path: Path, monkeypatch) -> None:
+    """A write in this process that runs past the busy timeout: the visitor gets the Dutch try-again page
+    with the form filled in, as for any locked database, and the next submission goes through."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)
+    database = tmp_path / "turns.sqlite3"
+    app = make_app(WTF_CSRF_ENABLED=False, DATABASE_URL=f"sqlite:///{database}")
+    assert app.test_client().post("/api/checklists/teams", data=CHECKLIST).status_code == 303
+    writing, done = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with app.app_context(), db.transaction() as s:
+            s.execute(text("SELECT count(*) FROM leads"))
+            writing.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=long_write)
+    holder.start()
+    try:
+        assert writing.wait(5)
+        before = counts(database)
+        other = {**CHECKLIST, "email": "an@example.be", "name": "An Peeters"}
+        assert_try_again_page(app.test_client().post("/api/checklists/teams", data=other), 'value="An Peeters"')
+        assert counts(database) == before
+    finally:
+        done.set()
+        holder.join(10)
+    again = {**CHECKLIST, "email": "an@example.be"}
+    assert app.test_client().post("/api/checklists/teams", data=again).status_code == 303
