@@ -10,6 +10,7 @@ again after OUTBOX_LEASE_SECONDS.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import logging
@@ -173,8 +174,9 @@ PASS_SIZE = 100  # mails per call of deliver_due, unless the caller asks for mor
 CLAIM_BATCH = 10
 
 
-def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
-    """Send what is due now; returns counts per outcome. Safe to run from several processes.
+def deliver_due(limit: int = PASS_SIZE, stopping: threading.Event | None = None) -> dict[str, int]:
+    """Send what is due now; returns counts per outcome. Safe to run from several processes. Once
+    `stopping` is set, the mail in hand is finished and the rest claimed goes back to the queue.
 
     "Now" is the start of the pass, so each mail is tried at most once per pass: a mail deferred
     during the pass is due after its start, even with no backoff, and one claimed in it is not
@@ -185,12 +187,13 @@ def deliver_due(limit: int = PASS_SIZE) -> dict[str, int]:
     now = utcnow()
     work_on_batch = dt.timedelta(seconds=int(config["OUTBOX_LEASE_SECONDS"]) / 2)
     try:
-        while (done := sum(counts.values())) < limit:
+        while (done := sum(counts.values())) < limit and not (stopping and stopping.is_set()):
             unsent = _claim(now, min(CLAIM_BATCH, limit - done))
             if not unsent:
                 break
             try:
-                while unsent and utcnow() - unsent[0].claimed_at < work_on_batch:
+                while unsent and utcnow() - unsent[0].claimed_at < work_on_batch \
+                        and not (stopping and stopping.is_set()):
                     counts[_deliver(backend, unsent.pop(0), now, config)] += 1
             finally:
                 _release(unsent)
@@ -284,11 +287,16 @@ def _fail(mail: Row, error: str, now: dt.datetime) -> None:
 
 # -- delivery after commit, in the background --------------------------------------------------------------
 
+STOP_WAIT_SECONDS = 10  # within gunicorn's graceful_timeout (20 s), after which the worker is killed
+
+
 class _Worker:
     """One daemon thread per process: it delivers as soon as a request that queued mail has committed
     (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start, so mail queued
     before a restart leaves within seconds with no visitor needed. Claims are safe across threads,
-    processes and machines; cron's `flask outbox send` is the safety net."""
+    processes and machines; cron's `flask outbox send` is the safety net. When the process ends
+    normally (a deploy, gunicorn recycling a worker) the thread finishes the mail in hand and puts the
+    rest it had claimed back in the queue, for the next process at once rather than after the lease."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -305,6 +313,7 @@ class _Worker:
                 self.pid = os.getpid()
                 self.thread = threading.Thread(target=self._run, name="leadform-outbox", daemon=True)
                 self.thread.start()
+                atexit.register(self.stop)
 
     def kick(self) -> None:
         self.start()
@@ -312,17 +321,18 @@ class _Worker:
 
     def stop(self) -> None:
         """Let the thread end after its current batch (a server that stops, a test that ends)."""
+        atexit.unregister(self.stop)
         self.stopping.set()
         self.wake.set()
         if self.thread is not None:
-            self.thread.join(timeout=30)
+            self.thread.join(timeout=STOP_WAIT_SECONDS)
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             try:
                 with self.app.app_context():
-                    while True:  # a batch at a time, while mail leaves the queue
-                        counts = deliver_due(CLAIM_BATCH)
+                    while not self.stopping.is_set():  # a batch at a time, while mail leaves the queue
+                        counts = deliver_due(CLAIM_BATCH, self.stopping)
                         if not (counts["sent"] or counts["failed"]):  # empty, or only retries: wait
                             break
             except Exception:  # keep the thread alive; the next wake or poll tries again

@@ -190,6 +190,41 @@ def test_mail_queued_before_a_restart_leaves_at_start_with_no_visitor(make_app, 
     assert waited < 15
 
 
+def test_a_server_that_stops_puts_the_mail_it_had_claimed_back_in_the_queue(make_app, smtp_server, tmp_path,
+                                                                            pdf_dir) -> None:
+    """A deploy, or gunicorn recycling a worker, in the middle of a delivery pass: the worker finishes the
+    mail in hand and puts the rest it had claimed back in the queue, so the next server sends them at its
+    start instead of after the five-minute lease a crash leaves them under."""
+    from conftest import server_env
+
+    from deploy import local
+
+    app = make_app(SECRET_KEY="stop-test-secret", **smtp_config(smtp_server.port))
+    with app.app_context(), db.transaction() as s:
+        for i in range(8):
+            outbox.queue(s, mail.Mail("contact_confirmation", f"wachtend{i}@example.be",
+                                      "We hebben je bericht goed ontvangen", {"message": {"name": "An"}}))
+    smtp_server.delay = 0.4  # a slow mail server: the pass takes seconds
+    env = {**server_env(tmp_path), "LEADFORM_SECRET_KEY": "stop-test-secret", "LEADFORM_PDF_DIR": str(pdf_dir),
+           **{f"LEADFORM_{key}": str(value) for key, value in smtp_config(smtp_server.port).items()}}
+    started = time.monotonic()
+    with local.gunicorn(env, free_port(), log=tmp_path / "gunicorn.log"):
+        while not smtp_server.messages and time.monotonic() - started < 20:
+            time.sleep(0.05)
+    # gunicorn has stopped (SIGTERM: its graceful stop)
+    log = (tmp_path / "gunicorn.log").read_text()
+    with app.app_context(), db.transaction() as s:
+        rows = s.execute(select(OutboxMail.status, OutboxMail.attempts)).all()
+    statuses = [status for status, _ in rows]
+    assert 1 <= statuses.count("sent") == len(smtp_server.messages) < 8, (statuses, log)
+    assert statuses.count("queued") == 8 - statuses.count("sent"), (statuses, log)
+    assert all(attempts == 0 for status, attempts in rows if status == "queued"), "a claim not tried counted"
+    smtp_server.delay = 0
+    with app.app_context():
+        assert outbox.deliver_due() == {"sent": statuses.count("queued"), "retry": 0, "failed": 0}
+    assert len(smtp_server.messages) == 8
+
+
 def test_a_server_slow_to_say_goodbye_after_accepting_gets_the_mail_once(make_app, smtp_server) -> None:
     """The server accepted the mail (250 after DATA), then its answer to QUIT took longer than
     SMTP_TIMEOUT: that is a delivery, not a failure to retry, or the visitor gets the mail twice
