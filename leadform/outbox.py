@@ -287,12 +287,16 @@ def _fail(mail: Row, error: str, now: dt.datetime) -> None:
 
 # -- delivery after commit, in the background --------------------------------------------------------------
 
+# After a request's kick the thread waits this long before its pass, so the mails of a surge go out
+# in batches (one claim per ten mails) rather than each with its own claim: at 100 forms a second
+# a claim per mail was an eighth of a worker's CPU (py-spy, bench/README.md).
+GATHER_SECONDS = 0.2
 STOP_WAIT_SECONDS = 10  # within gunicorn's graceful_timeout (20 s), after which the worker is killed
 
 
 class _Worker:
-    """One daemon thread per process: it delivers as soon as a request that queued mail has committed
-    (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start, so mail queued
+    """One daemon thread per process: it delivers a moment (GATHER_SECONDS) after a request that queued
+    mail has committed (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start, so mail queued
     before a restart leaves within seconds with no visitor needed. Claims are safe across threads,
     processes and machines; cron's `flask outbox send` is the safety net. When the process ends
     normally (a deploy, gunicorn recycling a worker) the thread finishes the mail in hand and puts the
@@ -337,7 +341,8 @@ class _Worker:
                             break
             except Exception:  # keep the thread alive; the next wake or poll tries again
                 log.exception("outbox worker error")
-            self.wake.wait(timeout=float(self.app.config["OUTBOX_POLL_SECONDS"]))
+            if self.wake.wait(timeout=float(self.app.config["OUTBOX_POLL_SECONDS"])):
+                self.stopping.wait(GATHER_SECONDS)  # a request woke it: let the mails of a surge join in
             self.wake.clear()
 
 
