@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from leadform.consent import SUBJECT_COOKIE, example_payload
 from leadform.models import ConsentRecord, PageView, utcnow
 from site_config import fingerprint, load_settings
 from site_config.checks import allowed_inline_scripts, check_consent, template_script_pattern
+from site_config.published import write_published
 
 CONSENT = load_settings().consent
 UA = "Mozilla/5.0 (X11; Linux x86_64) ConsentTest/1.0"
@@ -108,6 +110,39 @@ def test_an_unsigned_id_from_before_is_never_used_and_its_site_wide_cookie_remov
     [record] = records(app)
     assert record.subject_id != "a" * 32
     assert any("Path=/;" in c and "Max-Age=0" in c for c in response.headers.getlist("Set-Cookie"))
+
+
+# A cookie as this app issued it under KEY (the id, ".", the signature); written out literally because
+# it stands for one already in a visitor's browser, which the next deploy must still recognise.
+KEY = "test-" + "0" * 40
+ISSUED_ID = "4f1c2b7a9e0d3c5b8a6f7e1d2c3b4a59"
+ISSUED_COOKIE = ISSUED_ID + ".NCaPeUhGBJZt5_cSvNtGDjdWqZ8"
+
+
+def test_a_subject_cookie_issued_before_a_deploy_still_holds_so_a_withdrawal_joins_the_earlier_records(
+        make_app) -> None:
+    """The cookie lives for months: were its signature made differently after an upgrade, every visitor's
+    withdrawal would be refused as forged."""
+    app = make_app(SECRET_KEY=KEY)
+    client = app.test_client()
+    client.set_cookie(SUBJECT_COOKIE, ISSUED_COOKIE, path="/api/consent")
+    withdrawal = {**example_payload(), "event": "withdrawn", "button": "reject_all", "choices": _choices()}
+    assert post(client, withdrawal).status_code == 201
+    [record] = records(app)
+    assert record.subject_id == ISSUED_ID
+
+
+def test_a_signed_value_that_holds_no_id_of_the_servers_form_is_refused(make_app, caplog) -> None:
+    """Only ids the server itself issues (32 lowercase hex) end up in the proof, even under a valid signature."""
+    caplog.set_level("INFO", logger="leadform.consent")
+    app = make_app(SECRET_KEY=KEY)
+    client = app.test_client()
+    client.set_cookie(SUBJECT_COOKIE, "4F1C2B7A9E0D3C5B8A6F7E1D2C3B4A59.H6_h9m-3V1dWQBbHJk-ZiUsp1w0",
+                      path="/api/consent")
+    assert post(client, example_payload()).status_code == 400
+    assert records(app) == []
+    assert [r.getMessage() for r in caplog.records if r.name == "leadform.consent"] == [
+        "consent payload rejected reason=subject not signed by this server"]
 
 
 def _choices(**values: bool) -> dict[str, bool]:
@@ -211,6 +246,74 @@ def test_page_views_only_from_this_site(client, app) -> None:
     assert client.post("/api/analytics", data="/", content_type="text/plain",
                        headers={"Origin": "https://elders.example"}).status_code == 403
     assert views(app) == {}
+
+
+# -- what the build published ---------------------------------------------------------------------------------
+
+def build(folder: Path, banner_hash: str, pages: tuple[str, ...] = ("index.html",)) -> Path:
+    """A tiny built site: pages showing a banner with this hash, and the .published.json a build writes."""
+    for page in pages:
+        (folder / page).parent.mkdir(parents=True, exist_ok=True)
+        (folder / page).write_text(f'<div id="__consent" hidden data-consent-hash="{banner_hash}"></div>',
+                                   encoding="utf-8")
+    write_published(folder)
+    return folder / ".published.json"
+
+
+def test_a_rebuild_is_picked_up_without_restarting_the_app(make_app, tmp_path) -> None:
+    """After the coach changes the banner text and rebuilds, the running app accepts choices made on the new
+    banner (and no longer on the old one) and counts the new page."""
+    old, new = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
+    site = tmp_path / "site"
+    published_file = build(site, old)
+    app = make_app(SITE_DIR=str(site))
+    client = app.test_client()
+    assert post(client, {**example_payload(), "banner_hash": old}).status_code == 201
+    assert post(client, {**example_payload(), "banner_hash": new}).status_code == 400
+    assert client.post("/api/analytics", data="/nieuw/", content_type="text/plain").status_code == 400
+
+    later = published_file.stat().st_mtime + 60  # the rebuild, a minute later
+    build(site, new, pages=("index.html", "nieuw/index.html"))
+    os.utime(published_file, (later, later))
+    assert post(client, {**example_payload(), "banner_hash": new}).status_code == 201
+    assert post(client, {**example_payload(), "banner_hash": old}).status_code == 400
+    assert client.post("/api/analytics", data="/nieuw/", content_type="text/plain").status_code == 204
+    assert [r.banner_hash for r in records(app)] == [old, new]
+
+
+def test_the_example_payload_in_an_app_carries_the_banner_hash_its_build_published(make_app, tmp_path) -> None:
+    """bench/endpoints.py posts example_payload() to an app on the real build and expects 201, not 400."""
+    app = make_app(SITE_DIR=str(build(tmp_path / "site", "fedcba9876543210").parent))
+    with app.app_context():
+        payload = example_payload()
+    assert payload["banner_hash"] == "fedcba9876543210"
+    assert post(app.test_client(), payload).status_code == 201
+
+
+def test_before_the_site_is_built_choices_and_page_views_get_503_and_the_operator_is_told_to_build(
+        make_app, tmp_path, caplog) -> None:
+    caplog.set_level("INFO", logger="leadform.consent")
+    empty = tmp_path / "not-built"
+    empty.mkdir()
+    client = make_app(SITE_DIR=str(empty)).test_client()
+    for response in (post(client, example_payload()),
+                     client.post("/api/analytics", data="/", content_type="text/plain")):
+        assert response.status_code == 503 and response.get_json() == {"error": 503}
+    errors = [r.getMessage() for r in caplog.records if r.name == "leadform.consent" and r.levelname == "ERROR"]
+    assert errors == ["site not published: no .published.json in SITE_DIR; run the build"] * 2
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "/a/../b", "/a/..", "blog/"])
+def test_a_malformed_page_path_is_the_senders_error_even_before_the_site_is_built(make_app, tmp_path, caplog,
+                                                                                  path: str) -> None:
+    """A made-up path is refused as the sender's mistake (400) before the app looks at the build, so junk
+    sent to the counter never shows as an outage (503) or fills the operator's error log."""
+    caplog.set_level("INFO", logger="leadform.consent")
+    empty = tmp_path / "not-built"
+    empty.mkdir()
+    client = make_app(SITE_DIR=str(empty)).test_client()
+    assert client.post("/api/analytics", data=path, content_type="text/plain").status_code == 400
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 # -- the coach's commands ---------------------------------------------------------------------------------------
