@@ -252,8 +252,8 @@ def _over_cap(now: dt.datetime) -> dt.timedelta | None:
         sent = select(func.count()).select_from(OutboxMail).where(
             OutboxMail.kind.in_(VISITOR_KINDS), OutboxMail.status == "sent")
         hour = s.scalar(sent.where(OutboxMail.sent_at >= now - dt.timedelta(hours=1)))
-        day = s.scalar(sent.where(OutboxMail.sent_at >= now - dt.timedelta(days=1))) \
-            if hour < limits.visitor_mails_per_hour else 0
+        # Counted even past the hourly cap: the coach's alert and the log line report it.
+        day = s.scalar(sent.where(OutboxMail.sent_at >= now - dt.timedelta(days=1)))
         if hour < limits.visitor_mails_per_hour and day < limits.visitor_mails_per_day:
             return None
         alerted = s.scalar(select(func.count()).select_from(OutboxMail).where(

@@ -16,7 +16,7 @@ import uuid
 import pytest
 from conftest import smtp_config
 from itsdangerous import Signer
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from leadform import db, outbox
 from leadform.consent import SUBJECT_COOKIE, example_payload
@@ -137,6 +137,102 @@ def test_visitor_mail_past_the_hourly_cap_waits_and_the_coach_is_told_once(make_
     assert "tegen" in smtp_server.messages[0][1]["Subject"]
     waiting = [m for m in visitor_mails(app) if m.status == "queued"]
     assert len(waiting) == 2 and all(m.next_attempt_at > now for m in waiting) and all(m.attempts == 0 for m in waiting)
+
+
+def capped_app(make_app, smtp_server):
+    """An app with the site's caps on (conftest turns rate limits off) that mails through the test server."""
+    return make_app(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://",
+                    LIMIT_KEY_PREFIX=f"abuse-{uuid.uuid4().hex}", **smtp_config(smtp_server.port))
+
+
+def seed_mails(app, count: int, *, kind: str = "checklist_link", status: str = "sent",
+               sent_ago: dt.timedelta | None = None, created_ago: dt.timedelta = dt.timedelta(0),
+               due_in: dt.timedelta = dt.timedelta(0)) -> None:
+    """`count` outbox rows in one INSERT, each to its own mailbox, as the outbox leaves them: only a sent
+    mail has a sent_at. Thousands of rows take a moment, so the caps are tested at their real size."""
+    now, batch = utcnow(), uuid.uuid4().hex[:8]
+    visitor = kind in VISITOR_KINDS
+    rows = [{"kind": kind, "to_addr": f"s{batch}{n}@example.be", "subject": "x", "headers": {},
+             "mailbox": f"s{batch}{n}@example.be" if visitor else None, "message_id": f"<{batch}.{n}@t>",
+             "status": status, "attempts": 1 if status in ("sent", "failed") else 0,
+             "created_at": now - (sent_ago or created_ago), "next_attempt_at": now + due_in,
+             "sent_at": now - sent_ago if sent_ago is not None else None} for n in range(count)]
+    with app.app_context(), db.transaction() as s:
+        s.execute(insert(OutboxMail), rows)
+
+
+def request_links(app, count: int) -> None:
+    """`count` checklist requests, each queueing a link to a new visitor address wacht0@, wacht1@, …"""
+    client = app.test_client()
+    for n in range(count):
+        assert client.post("/api/checklists/teams", data={"name": "An", "email": f"wacht{n}@example.be",
+                                                          "privacy": "y"}).status_code == 303
+
+
+def link_status(app) -> dict[str, str]:
+    return {m.to_addr: m.status for m in visitor_mails(app) if m.to_addr.startswith("wacht")}
+
+
+def cap_log(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("visitor mail held")]
+
+
+def test_only_visitor_mail_sent_in_the_last_hour_counts_toward_the_hourly_cap(make_app, smtp_server, caplog) -> None:
+    """Mail that left 90 minutes ago, the coach's own mail and visitor mail that never left must not
+    hold back a visitor's link: one below the cap it goes, the next one at the cap waits."""
+    app = capped_app(make_app, smtp_server)
+    seed_mails(app, LIMITS.visitor_mails_per_hour - 1, sent_ago=dt.timedelta(minutes=5))
+    seed_mails(app, LIMITS.visitor_mails_per_hour, sent_ago=dt.timedelta(minutes=90))
+    seed_mails(app, 20, kind="coach_new_lead", sent_ago=dt.timedelta(minutes=5))
+    seed_mails(app, 20, status="failed", created_ago=dt.timedelta(minutes=5))
+    seed_mails(app, 20, status="queued", created_ago=dt.timedelta(minutes=5), due_in=dt.timedelta(hours=1))
+    request_links(app, 2)
+    with app.app_context():
+        outbox.deliver_due()
+    assert link_status(app) == {"wacht0@example.be": "sent", "wacht1@example.be": "queued"}
+    assert cap_log(caplog) == [f"visitor mail held reason=cap sent_last_hour={LIMITS.visitor_mails_per_hour} "
+                               f"sent_last_day={2 * LIMITS.visitor_mails_per_hour}"]
+
+
+def test_the_daily_cap_holds_on_its_own_and_counts_only_the_last_day(make_app, smtp_server, caplog) -> None:
+    """Far below the hourly cap, the day's cap still holds; mail sent 30 hours ago is yesterday's."""
+    app = capped_app(make_app, smtp_server)
+    seed_mails(app, LIMITS.visitor_mails_per_day - 1, sent_ago=dt.timedelta(hours=2))
+    seed_mails(app, LIMITS.visitor_mails_per_day, sent_ago=dt.timedelta(hours=30))
+    request_links(app, 2)
+    with app.app_context():
+        outbox.deliver_due()
+    assert link_status(app) == {"wacht0@example.be": "sent", "wacht1@example.be": "queued"}
+    assert cap_log(caplog) == [f"visitor mail held reason=cap sent_last_hour=1 "
+                               f"sent_last_day={LIMITS.visitor_mails_per_day}"]
+
+
+def test_the_coachs_alert_leaves_in_the_same_pass_with_the_numbers_and_the_mail_waits_ten_minutes(
+        make_app, smtp_server) -> None:
+    """Yesterday's alert does not silence today's; today's leaves with the pass that held the mail and
+    tells the coach what was sent and what waits. The held mail is looked at again in 10 minutes, and
+    waiting costs it none of its attempts."""
+    app = capped_app(make_app, smtp_server)
+    seed_mails(app, LIMITS.visitor_mails_per_hour, sent_ago=dt.timedelta(minutes=10))
+    seed_mails(app, 50, sent_ago=dt.timedelta(hours=3))
+    seed_mails(app, 3, status="queued", created_ago=dt.timedelta(minutes=20), due_in=dt.timedelta(minutes=5))
+    seed_mails(app, 2, kind="coach_new_lead", status="queued", due_in=dt.timedelta(minutes=5))
+    seed_mails(app, 1, kind="coach_mail_held", sent_ago=dt.timedelta(hours=25))
+    request_links(app, 1)
+    before = utcnow()
+    with app.app_context():
+        outbox.deliver_due()
+    after = utcnow()
+    coach = load_settings().coach.email
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [[coach]], "the alert, in this very pass"
+    text = smtp_server.messages[0][1].get_body(("plain",)).get_content()
+    day = LIMITS.visitor_mails_per_hour + 50
+    assert f"{LIMITS.visitor_mails_per_hour} in het laatste uur (maximum {LIMITS.visitor_mails_per_hour}), " \
+           f"{day} in de laatste 24 uur (maximum {LIMITS.visitor_mails_per_day})" in text
+    assert "de 4 e-mails die nu wachten" in text, "the 3 queued before and the one just held"
+    [held] = [m for m in visitor_mails(app) if m.to_addr == "wacht0@example.be"]
+    assert held.status == "queued" and held.attempts == 0
+    assert before + dt.timedelta(minutes=10) <= held.next_attempt_at <= after + dt.timedelta(minutes=10)
 
 
 def test_no_attacker_text_reaches_an_unconfirmed_address(make_app, smtp_server) -> None:
