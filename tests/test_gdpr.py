@@ -20,11 +20,23 @@ from conftest import ROOT, smtp_config
 from sqlalchemy import func, select, update
 from support import database
 from support.mail import link_in
+from support.teams import mail_link, open_round, path_of, theme_scores
 
 from leadform import db, outbox
 from leadform.forms import issue_started
 from leadform.gdpr import purge, years_before
-from leadform.models import ConsentRecord, ContactMessage, Download, Lead, OutboxMail, new_id, utcnow
+from leadform.models import (
+    Assessment,
+    ConsentRecord,
+    ContactMessage,
+    Download,
+    Lead,
+    OutboxMail,
+    PageView,
+    TeamAnswer,
+    new_id,
+    utcnow,
+)
 from site_config import load_settings
 
 TARGET = "an@example.be"
@@ -508,3 +520,95 @@ def test_an_address_at_the_end_of_a_sentence_is_found(make_app) -> None:
     contact(app.test_client(), app, BYSTANDER, "Jan Claes", f"Mijn collega wil ook meedoen, mail gerust naar {TARGET}.")
     mails = export(app, TARGET)["outbox"]
     assert [m["kind"] for m in mails] == ["contact_to_coach"]
+
+
+# -- team rounds, personal reports and page counts -----------------------------------------------------------
+
+def request_report(client, email: str, name: str) -> None:
+    response = client.post("/api/scorecard/teams/rapport",
+                           data={**theme_scores("teams", 4, 2), "name": name, "email": email, "privacy": "y"})
+    assert response.status_code == 303
+
+
+def test_export_and_erase_include_the_coachs_notice_of_a_round_after_the_purge_blanked_it(make_app) -> None:
+    """A week after it went out, the coach's notice of An's round no longer names her (its content is
+    blanked), but it is still the mail about her round: her export lists it and her erasure counts it."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    assert client.post("/team/teams/", data={"name": "An Peeters", "email": TARGET, "privacy": "y"}).status_code == 303
+    assert client.get(path_of(mail_link(app, "team_round_link"))).status_code == 200  # confirms: coach notified
+    assert deliver(app)["sent"] == 2
+    week_ago = utcnow() - dt.timedelta(days=load_settings().retention.delivered_mail_body_days + 1)
+    set_times(app, OutboxMail, OutboxMail.status == "sent", sent_at=week_ago)
+    purged = app.test_cli_runner().invoke(args=["gdpr", "purge"])
+    assert "outbox_bodies_blanked: 2 purged" in purged.output and "team_rounds: 0 purged" in purged.output
+
+    outbox_export = export(app, TARGET)["outbox"]
+    assert sorted((m["kind"], m["body_text"]) for m in outbox_export) == [("coach_team_round", None),
+                                                                          ("team_round_link", None)]
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET, "--yes"])
+    assert "team_rounds: 1 erased" in result.output and "outbox: 2 erased" in result.output
+    with app.app_context(), db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMail)) == 0
+
+
+def test_export_lists_the_team_rounds_a_person_leads_oldest_first(make_app) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    now = utcnow()
+    open_round(app, confirmed_at=now - dt.timedelta(days=2), email=TARGET)  # stored first, started later
+    open_round(app, confirmed_at=now - dt.timedelta(days=20), email=TARGET)
+    rounds = export(app, TARGET)["team_rounds"]
+    assert [r["created_at"] for r in rounds] == [(now - dt.timedelta(days=d)).isoformat() for d in (20, 2)]
+
+
+def test_erase_shows_the_ids_of_the_report_answers_and_team_answers_it_removes(make_app) -> None:
+    """The coach's record of an erasure names the rows that went: An's personal report answers and the
+    answers of the round she led; Jan's report answers stay."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    request_report(client, TARGET, "An Peeters")
+    request_report(client, BYSTANDER, "Jan Claes")
+    open_round(app, answers=2, email=TARGET)
+    with app.app_context(), db.transaction() as s:
+        own = s.scalar(select(Assessment.id).join(Lead).where(Lead.email == TARGET))
+        jans = s.scalar(select(Assessment.id).join(Lead).where(Lead.email == BYSTANDER))
+        answers = sorted(s.scalars(select(TeamAnswer.id)))
+    result = app.test_cli_runner().invoke(args=["gdpr", "erase", TARGET, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"assessments: 1 erased (ids: {own})" in result.output
+    shown = re.search(r"^team_answers: 2 erased \(ids: (.*)\)$", result.output, re.MULTILINE).group(1)
+    assert sorted(shown.split(", ")) == answers
+    with app.app_context(), db.transaction() as s:
+        assert list(s.scalars(select(Assessment.id))) == [jans]
+        assert s.scalar(select(func.count()).select_from(TeamAnswer)) == 0
+
+
+def test_purge_shows_the_report_answers_of_an_unconfirmed_lead_it_removes(make_app) -> None:
+    keep = load_settings().retention
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    request_report(client, "old@example.be", "Oud")
+    request_report(client, "recent@example.be", "Recent")
+    now = utcnow()
+    old_age = now - (keep.unconfirmed_lead_days + 1) * dt.timedelta(days=1)
+    set_times(app, Lead, Lead.email == "old@example.be", updated_at=old_age)
+    with app.app_context(), db.transaction() as s:
+        old = s.scalar(select(Assessment.id).join(Lead).where(Lead.email == "old@example.be"))
+        recent = s.scalar(select(Assessment.id).join(Lead).where(Lead.email == "recent@example.be"))
+    result = app.test_cli_runner().invoke(args=["gdpr", "purge"])
+    assert f"assessments: 1 purged (ids: {old})" in result.output, result.output
+    with app.app_context(), db.transaction() as s:
+        assert list(s.scalars(select(Assessment.id))) == [recent]
+
+
+def test_purge_keeps_page_counts_of_exactly_the_retention_in_days(make_app) -> None:
+    """Kept 395 days: the count of the day exactly 395 days ago is still there, the day before goes."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    now = utcnow()
+    with app.app_context(), db.transaction() as s:
+        for days in (394, 395, 396):
+            s.add(PageView(day=(now - dt.timedelta(days=days)).date(), path=f"/{days}/", count=3))
+    with app.app_context(), db.transaction() as s:
+        purged = purge(s, now=now)
+        kept = sorted(s.scalars(select(PageView.path)))
+    assert kept == ["/394/", "/395/"] and len(purged["page_views"]) == 1
