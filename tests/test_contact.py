@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
 import pytest
 from conftest import smtp_config
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
 from leadform import db, outbox
-from leadform.forms import issue_started
+from leadform.forms import issue_started, static_form_html, subject_choices
 from leadform.models import ContactMessage, Lead, OutboxMail
 from site_config import load_settings
 
 FORM = {"name": "Jan De Smet", "email": "jan@example.be", "phone": "+32 9 123 45 67",
         "subject": "teamcoaching", "message": "Kunnen we eens praten over ons team?", "privacy": "y"}
+
+
+OPTION = r'<option\b[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)</option>'
+SUBJECT_OPTIONS = [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
+                   ("leiderschapscoaching", "Leiderschapscoaching"),
+                   ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
+                   ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
 
 
 def started(app, seconds_ago: float) -> str:
@@ -130,6 +139,64 @@ def test_a_start_time_from_another_session_or_hours_old_does_not_count(make_app)
     assert own.status_code == 303 and messages(app) == 1
 
 
+def test_a_form_sent_just_under_the_minimum_after_the_static_page_got_its_start_time_is_too_fast(
+        make_app, monkeypatch) -> None:
+    """The start time forms.js fetches (/api/csrf) is the moment of that request, not a second earlier:
+    a bot that sends half a second before contact_min_seconds is asked to confirm, nothing is stored."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    start = client.get("/api/csrf").get_json()["started"]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + load_settings().limits.contact_min_seconds - 0.5)
+    response = client.post("/api/contact", data={**FORM, "started": start})
+    assert response.status_code == 400 and "klik nog eens op verzenden" in response.get_data(as_text=True)
+    assert messages(app) == 0
+
+
+def test_a_form_open_exactly_two_hours_still_counts(make_app, monkeypatch) -> None:
+    """A start time lasts two hours: a visitor who sends at that very second is not asked to send again."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    start = client.get("/api/csrf").get_json()["started"]
+    clock[0] += 2 * 3600
+    assert client.post("/api/contact", data={**FORM, "started": start}).status_code == 303
+    assert messages(app) == 1
+
+
+def old_release_start(app, client, **salt: str | None) -> str:
+    """A start time as the releases so far wrote it: [issued at, first 16 hex digits of the SHA-256 of the
+    session's CSRF secret], signed with the app's key and the salt given (none: itsdangerous' default)."""
+    with client.session_transaction() as sess:
+        tag = hashlib.sha256(sess["csrf_token"].encode()).hexdigest()[:16]
+    return URLSafeSerializer(app.config["SECRET_KEY"], **salt).dumps([time.time() - 60, tag])
+
+
+def test_a_start_time_from_the_release_before_a_deploy_still_counts(make_app) -> None:
+    """A visitor who opened the form before a deploy and sends it after must not be asked to send it again:
+    the token's format (salt "form-started", the session tag) is shared by every release."""
+    app = make_app()  # CSRF on, as in production
+    client = app.test_client()
+    csrf = client.get("/api/csrf").get_json()["csrf_token"]
+    start = old_release_start(app, client, salt="form-started")
+    assert client.post("/api/contact", data={**FORM, "csrf_token": csrf, "started": start}).status_code == 303
+    assert messages(app) == 1
+
+
+@pytest.mark.parametrize("salt", [{}, {"salt": None}], ids=["serializer-default", "signer-default"])
+def test_a_start_time_signed_with_the_key_for_no_purpose_of_its_own_does_not_count(make_app, salt) -> None:
+    """The start time has its own salt: a value the app's key signed with one of itsdangerous' default salts
+    (as any unsalted use of the key would) is no start time, and the visitor is asked to send it once more."""
+    app = make_app()
+    client = app.test_client()
+    csrf = client.get("/api/csrf").get_json()["csrf_token"]
+    start = old_release_start(app, client, **salt)
+    response = client.post("/api/contact", data={**FORM, "csrf_token": csrf, "started": start})
+    assert response.status_code == 400 and "verstuur het opnieuw" in response.get_data(as_text=True)
+    assert messages(app) == 0
+
+
 def test_without_javascript_the_form_comes_back_filled_in_and_then_goes_through(make_app) -> None:
     app = make_app()
     client = app.test_client()
@@ -169,11 +236,22 @@ def test_the_subject_list_starts_with_a_prompt_and_offers_the_five_subjects(make
     response = app.test_client().post("/api/contact", data={**FORM, "subject": "", "started": started(app, 10)})
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and "Kies een onderwerp." in html
-    options = re.findall(r'<option\b[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)</option>', html)
-    assert options == [("", "Kies een onderwerp"), ("teamcoaching", "Teamcoaching"),
-                       ("leiderschapscoaching", "Leiderschapscoaching"),
-                       ("opleiding-klantgerichtheid", "Opleiding klantgerichtheid"),
-                       ("samenwerking-tussen-teams", "Samenwerking tussen teams"), ("andere", "Iets anders")]
+    assert re.findall(OPTION, html) == SUBJECT_OPTIONS
+
+
+def test_the_static_contact_form_and_the_choices_it_is_built_from_offer_the_same_subjects() -> None:
+    """The site build embeds the contact form (static_form_html) with the subjects of subject_choices():
+    the prompt first, with an empty value so that choosing nothing is refused, then the five subjects."""
+    assert re.findall(OPTION, static_form_html("contact")) == SUBJECT_OPTIONS
+    assert [(choice.value, choice.label) for choice in subject_choices()] == SUBJECT_OPTIONS
+
+
+def test_the_static_contact_form_leaves_its_token_and_start_time_empty_for_forms_js() -> None:
+    """forms.js fetches a token only while the hidden csrf_token field is empty: a build that wrote any
+    text there ("None") would send every form with a token that fails, and a start time that never counts."""
+    html = static_form_html("contact")
+    assert re.findall(r'<input type="hidden" name="(csrf_token|started)" value="([^"]*)">', html) == [
+        ("csrf_token", ""), ("started", "")]
 
 
 @pytest.mark.parametrize("subject", ["", "koffie"])
