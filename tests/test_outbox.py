@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from email.utils import parsedate_to_datetime
 
@@ -333,6 +334,8 @@ def test_sent_mail_says_who_sent_it_when_and_where_to_reply(make_app, smtp_serve
         assert row.status == "sent" and row.last_error is None
         assert before <= row.sent_at <= after, "the time it left is kept"
         assert message["From"] == app.config["MAIL_FROM"]
+        # the source a mail program shows spells the headers the usual way (keys() keeps the sent case)
+        assert {"From", "To", "Subject", "Message-ID", "Date"} <= set(message.keys())
         assert message["To"] == row.to_addr and message["Subject"] == row.subject
         assert message["Message-ID"] == row.message_id and row.message_id.endswith(f"@{domain}>")
         message_ids.add(row.message_id)
@@ -398,3 +401,156 @@ def test_with_the_default_settings_the_thread_sends_after_each_request(make_app,
             time.sleep(0.05)
         assert [rcpt[0] for rcpt, _ in smtp_server.messages][n - 1:] == [email]
         time.sleep(0.5)  # the thread's pass is over: it is waiting for the next request
+
+
+# -- what the coach and the operator see of a failure, and the thread's life -----------------------------------
+
+def wait_until(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def queue_to(app, address: str, checklist: str = "teams") -> None:
+    with app.app_context(), db.transaction() as s:
+        outbox.queue(s, mail.Mail("checklist_link", address, "Je checklist", {
+            "lead": {"name": "An"}, "checklist": checklist, "link": "http://site.test/download/x", "days": 14}))
+
+
+def messages(caplog, start: str) -> list[str]:
+    return [m for m in caplog.messages if m.startswith(start)]
+
+
+def test_a_mailbox_at_its_daily_limit_gets_no_more_mail_and_the_log_names_only_the_kind(make_app, caplog) -> None:
+    """The operator sees why a visitor got no mail (the form still thanks them), without the address."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    per_day = load_settings().limits.mails_per_address_per_day
+    for _ in range(per_day + 1):
+        request_checklist(app)
+    assert [m.kind for m in rows(app)].count("checklist_link") == per_day
+    assert messages(caplog, "visitor mail not queued") == [
+        "visitor mail not queued kind=checklist_link reason=mailbox-limit"]
+
+
+@pytest.mark.parametrize(("address", "error", "logged"), [
+    ("weg@example.be", "550 5.1.1 No such user", "550"),
+    ("=?utf-8?q?x?=@example.be", "recipient address not deliverable as written", "recipient"),
+], ids=["refused-by-server", "not-writable-as-header"])
+def test_a_mail_that_fails_for_good_is_marked_reported_and_logged_by_its_first_word(
+        make_app, smtp_server, caplog, address, error, logged) -> None:
+    """The row and the coach's report keep the whole reason; the log line only its first word (a server's
+    text may quote the recipient's address)."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue_to(app, address)
+    smtp_server.refuse[address] = error  # the second address never reaches the server: no To: header for it
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 1}
+    failed, report_row = rows(app)
+    assert (failed.status, failed.last_error) == ("failed", error)
+    assert report_row.kind == "coach_mail_failed" and report_row.status == "sent"
+    [(rcpt, report)] = smtp_server.messages
+    assert rcpt == [load_settings().coach.email]
+    assert f"Reden: {error}" in report.get_content()
+    assert messages(caplog, "mail failed") == [f"mail failed outbox_id={failed.id} kind=checklist_link reason={logged}"]
+
+
+def test_a_long_failure_reason_reaches_the_coach_whole_and_the_row_keeps_500_characters(make_app, smtp_server) -> None:
+    """last_error is a column of 500 characters (PostgreSQL refuses more); the report has room for all."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue_to(app, "an@example.be", checklist="weg-" + "x" * 600)  # a checklist taken out of site_config
+    assert deliver(app)["failed"] == 1
+    failed = rows(app)[0]
+    [(_rcpt, report)] = smtp_server.messages
+    reason = report.get_content().split("Reden: ", 1)[1]
+    assert len(reason) > 600 and "x" * 600 in reason
+    assert len(failed.last_error) == 500 and reason.startswith(failed.last_error)
+
+
+@pytest.mark.parametrize("server", ["deferring", "closed-port"])
+def test_a_deferred_mail_is_logged_with_the_servers_code_or_the_errors_name_only(
+        make_app, smtp_server, caplog, server) -> None:
+    """The rest of a server's answer may quote the recipient's address: it stays in the row, out of the log."""
+    port = smtp_server.port if server == "deferring" else free_port()
+    app = make_app(**smtp_config(port))
+    queue_to(app, "an@example.be")
+    smtp_server.reply = "451 4.3.0 an@example.be greylisted, try later"
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    reason = "451 4.3.0" if server == "deferring" else "ConnectionRefusedError"
+    assert rows(app)[0].last_error.startswith(reason)
+    assert messages(caplog, "mail deferred") == [f"mail deferred outbox_id=1 attempt=1 retry_in=0s reason={reason}"]
+
+
+def test_the_servers_thread_polls_for_due_mail_that_no_request_woke_it_for(make_app, smtp_server) -> None:
+    """Mail queued by another process (cron, a CLI command) and deferred once leaves when the mail server
+    takes mail again: the thread `start` began looks every OUTBOX_POLL_SECONDS, with no kick at all."""
+    app = make_app(OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=0.2, **smtp_config(smtp_server.port))
+    queue_to(app, "an@example.be")
+    smtp_server.reply = "451 4.3.0 try later"
+    outbox.start(app)  # as the server does at its start; it delivers once, then polls
+    assert wait_until(lambda: rows(app)[0].last_error is not None), "tried at start and deferred"
+    smtp_server.reply = None
+    assert wait_until(lambda: smtp_server.messages), "sent at a later poll"
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [["an@example.be"]]
+
+
+def test_the_thread_goes_on_while_mail_fails_and_the_reports_reach_the_coach(make_app, smtp_server, caplog) -> None:
+    """A first batch of only failures is not an empty queue: the thread goes on with the rest and the
+    reports it queued, rather than waiting for the next poll (an hour here) or visitor."""
+    app = make_app(OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600, **smtp_config(smtp_server.port))
+    addresses = [f"weg{n}@example.be" for n in range(outbox.CLAIM_BATCH + 1)]
+    for address in addresses:
+        queue_to(app, address)
+        smtp_server.refuse[address] = "550 5.1.1 No such user"
+    outbox.start(app)
+    assert wait_until(lambda: len(smtp_server.messages) == len(addresses))
+    assert {rcpt[0] for rcpt, _ in smtp_server.messages} == {load_settings().coach.email}
+    assert {m.status for m in rows(app) if m.kind == "checklist_link"} == {"failed"}
+    assert messages(caplog, "outbox worker error") == []
+
+
+def test_an_error_in_the_thread_is_logged_and_the_next_request_still_gets_its_mail(make_app, smtp_server, caplog,
+                                                                                   monkeypatch) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
+                   **smtp_config(smtp_server.port))
+    close = SMTPBackend.close
+    broken = []
+
+    def close_broken_once(self):
+        if not broken:
+            broken.append(True)
+            raise RuntimeError("a bug")
+        close(self)
+
+    monkeypatch.setattr(SMTPBackend, "close", close_broken_once)
+    request_checklist(app, email="een@example.be")
+    assert wait_until(lambda: messages(caplog, "outbox worker error"))
+    [record] = [r for r in caplog.records if r.getMessage() == "outbox worker error"]
+    assert record.levelname == "ERROR" and record.exc_info[0] is RuntimeError, "with its traceback"
+    request_checklist(app, email="twee@example.be")
+    assert wait_until(lambda: len(smtp_server.messages) == 2)
+    assert [rcpt[0] for rcpt, _ in smtp_server.messages] == ["een@example.be", "twee@example.be"]
+
+
+def test_stopping_the_thread_finishes_the_mail_in_hand_and_puts_the_rest_back(make_app, smtp_server) -> None:
+    """What a deploy does to a worker (tested under gunicorn above), here in this process: the claimed
+    batch is not sent to the end first."""
+    app = make_app(OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600, **smtp_config(smtp_server.port))
+    queue(app, 8)
+    smtp_server.delay = 0.3
+    outbox.start(app)
+    assert wait_until(lambda: smtp_server.messages)
+    outbox.stop(app)
+    statuses = [m.status for m in rows(app)]
+    assert 1 <= statuses.count("sent") == len(smtp_server.messages) < 8, statuses
+    assert {(m.status, m.attempts) for m in rows(app) if m.status != "sent"} == {("queued", 0)}
+
+
+def test_many_requests_share_one_delivery_thread(make_app, smtp_server) -> None:
+    """Each form wakes the process's thread; none starts another (threads would pile up per visitor)."""
+    app = make_app(WTF_CSRF_ENABLED=False, OUTBOX_THREAD=True, OUTBOX_POLL_SECONDS=3600,
+                   **smtp_config(smtp_server.port))
+    before = set(threading.enumerate())
+    for n in range(3):
+        request_checklist(app, email=f"v{n}@example.be")
+    assert wait_until(lambda: len(smtp_server.messages) == 3)
+    assert len([t for t in threading.enumerate() if t not in before and t.is_alive()]) == 1
