@@ -554,3 +554,99 @@ def test_many_requests_share_one_delivery_thread(make_app, smtp_server) -> None:
         request_checklist(app, email=f"v{n}@example.be")
     assert wait_until(lambda: len(smtp_server.messages) == 3)
     assert len([t for t in threading.enumerate() if t not in before and t.is_alive()]) == 1
+
+
+# -- how much a pass takes on, and what it leaves behind when it stops -------------------------------------------
+
+def test_a_pass_sends_no_more_than_its_limit_and_leaves_the_rest_untried(make_app, smtp_server) -> None:
+    """cron's pass and the thread's batches ask for a number of mails: the rest waits, its attempts unspent,
+    also when a crash left a mail claimed that the pass takes up first."""
+    app = make_app(OUTBOX_LEASE_SECONDS=60, **smtp_config(smtp_server.port))
+    queue(app, 23)
+    assert deliver(app, 15) == {"sent": 15, "retry": 0, "failed": 0}
+    assert len(smtp_server.messages) == 15
+    assert {(m.status, m.attempts) for m in rows(app) if m.status != "sent"} == {("queued", 0)}
+    with app.app_context(), db.engine().begin() as conn:  # as a worker killed mid-send leaves it
+        conn.execute(update(OutboxMail).where(OutboxMail.id == 16).values(
+            status="sending", attempts=1, claimed_at=utcnow() - dt.timedelta(seconds=61)))
+    assert deliver(app, 2) == {"sent": 2, "retry": 0, "failed": 0}
+    assert len(smtp_server.messages) == 17 and [m.status for m in rows(app)].count("queued") == 6
+
+
+def test_a_pass_that_stops_with_one_mail_left_puts_that_one_back(make_app, smtp_server, monkeypatch) -> None:
+    """The mail claimed but not tried is due again at once, not after the lease (five minutes as deployed)."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue(app, 2)
+    stopping = threading.Event()
+    send = SMTPBackend.send
+
+    def send_then_stop(self, message, outbox_id):
+        send(self, message, outbox_id)
+        stopping.set()
+
+    monkeypatch.setattr(SMTPBackend, "send", send_then_stop)
+    with app.app_context():
+        assert outbox.deliver_due(10, stopping) == {"sent": 1, "retry": 0, "failed": 0}
+    assert [(m.status, m.attempts) for m in rows(app)] == [("sent", 1), ("queued", 0)]
+
+
+def test_mail_a_stopping_pass_cannot_put_back_is_logged_and_goes_out_after_its_lease(make_app, smtp_server,
+                                                                                     monkeypatch, caplog) -> None:
+    """The database goes away just as the pass stops: the operator reads which mails stay claimed and why
+    (not the addresses), and the lease brings them back."""
+    from sqlalchemy import create_engine
+
+    app = make_app(OUTBOX_LEASE_SECONDS=60, **smtp_config(smtp_server.port))
+    queue(app, 3)
+    gone = create_engine("sqlite:////nonexistent-dir/outbox.db")
+    engine = db.engine
+
+    class StopWithTheDatabaseGone(threading.Event):
+        def is_set(self) -> bool:
+            if smtp_server.messages:
+                monkeypatch.setattr(db, "engine", lambda: gone)
+                return True
+            return False
+
+    with app.app_context():
+        assert outbox.deliver_due(10, StopWithTheDatabaseGone()) == {"sent": 1, "retry": 0, "failed": 0}
+    monkeypatch.setattr(db, "engine", engine)
+    [record] = [r for r in caplog.records if r.getMessage().startswith("claimed mail not released")]
+    assert (record.levelname, record.getMessage()) == (
+        "WARNING", "claimed mail not released outbox_ids=[2, 3] error=OperationalError")
+    assert [m.status for m in rows(app)] == ["sent", "sending", "sending"]
+    with app.app_context(), db.engine().begin() as conn:
+        conn.execute(update(OutboxMail).where(OutboxMail.status == "sending")
+                     .values(claimed_at=utcnow() - dt.timedelta(seconds=61)))
+    assert deliver(app) == {"sent": 2, "retry": 0, "failed": 0}
+
+
+def test_with_rate_limits_off_visitor_mail_goes_out_past_the_sites_cap(make_app, smtp_server) -> None:
+    """RATELIMIT_ENABLED=false (load tests) lifts the site's caps on visitor mail as it lifts the per-IP limits."""
+    app = make_app(RATELIMIT_ENABLED=False, **smtp_config(smtp_server.port))
+    now = utcnow()
+    with app.app_context(), db.transaction() as s:  # the hour's cap (200 in site.yml) already sent
+        s.execute(insert(OutboxMail), [
+            {"kind": "checklist_link", "to_addr": f"s{n}@example.be", "mailbox": f"s{n}@example.be", "subject": "x",
+             "headers": {}, "message_id": f"<s{n}@t>", "status": "sent", "attempts": 1, "created_at": now,
+             "next_attempt_at": now, "sent_at": now} for n in range(load_settings().limits.visitor_mails_per_hour)])
+    queue_to(app, "an@example.be")
+    assert deliver(app) == {"sent": 1, "retry": 0, "failed": 0}
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [["an@example.be"]]
+
+
+def test_an_unforeseen_error_is_kept_to_500_characters_and_logged_by_its_name(make_app, smtp_server, monkeypatch,
+                                                                             caplog) -> None:
+    """last_error holds 500 characters (PostgreSQL refuses more, and the mail would stay claimed); the log
+    names the error's type, never its text."""
+    app = make_app(**smtp_config(smtp_server.port))
+    queue_to(app, "an@example.be")
+
+    def broken(self, message, outbox_id):
+        raise ValueError("a bug " + "x" * 600)
+
+    monkeypatch.setattr(SMTPBackend, "send", broken)
+    assert deliver(app) == {"sent": 0, "retry": 1, "failed": 0}
+    [deferred] = rows(app)
+    assert deferred.status == "queued" and deferred.last_error == ("a bug " + "x" * 600)[:500]
+    assert messages(caplog, "mail deferred") == ["mail deferred outbox_id=1 attempt=1 retry_in=0s reason=ValueError"]
