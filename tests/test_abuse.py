@@ -435,3 +435,21 @@ def test_the_team_round_form_shares_the_mailbox_limit_and_prints_no_name(make_ap
     [team_mail] = [m for _, m in smtp_server.messages if "teamronde" in m["Subject"]]
     text = team_mail.get_body(("plain",)).get_content()
     assert text.startswith("Dag,") and "bank" not in text
+
+
+def test_a_mailbox_that_had_its_daily_mails_yesterday_gets_todays(make_app) -> None:
+    """The per-address limit is a day's: three links 25 hours ago do not stop today's request, three in
+    the last day do."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    now = utcnow()
+    with app.app_context(), db.transaction() as s:
+        for n, (address, ago) in enumerate([("gisteren@example.be", 25)] * 3 + [("vandaag@example.be", 23)] * 3):
+            s.add(OutboxMail(kind="checklist_link", to_addr=address, mailbox=address, subject="x", headers={},
+                             message_id=f"<{n}@t>", status="sent", attempts=1, sent_at=now,
+                             created_at=now - dt.timedelta(hours=ago), next_attempt_at=now))
+    client = app.test_client()
+    for address in ("gisteren@example.be", "vandaag@example.be"):
+        assert client.post("/api/checklists/teams", data={"name": "An", "email": address,
+                                                          "privacy": "y"}).status_code == 303
+    queued = [m.to_addr for m in visitor_mails(app) if m.status == "queued"]
+    assert queued == ["gisteren@example.be"]
