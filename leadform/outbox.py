@@ -186,14 +186,14 @@ def deliver_due(limit: int = PASS_SIZE, stopping: threading.Event | None = None)
     counts = {"sent": 0, "retry": 0, "failed": 0}  # held over the site's cap counts as a retry
     now = utcnow()
     work_on_batch = dt.timedelta(seconds=int(config["OUTBOX_LEASE_SECONDS"]) / 2)
+    stopped = stopping.is_set if stopping is not None else lambda: False
     try:
-        while (done := sum(counts.values())) < limit and not (stopping and stopping.is_set()):
+        while (done := sum(counts.values())) < limit and not stopped():
             unsent = _claim(now, min(CLAIM_BATCH, limit - done))
             if not unsent:
                 break
             try:
-                while unsent and utcnow() - unsent[0].claimed_at < work_on_batch \
-                        and not (stopping and stopping.is_set()):
+                while unsent and utcnow() - unsent[0].claimed_at < work_on_batch and not stopped():
                     counts[_deliver(backend, unsent.pop(0), now, config)] += 1
             finally:
                 _release(unsent)
@@ -296,8 +296,8 @@ STOP_WAIT_SECONDS = 10  # within gunicorn's graceful_timeout (20 s), after which
 
 class _Worker:
     """One daemon thread per process: it delivers a moment (GATHER_SECONDS) after a request that queued
-    mail has committed (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start, so mail queued
-    before a restart leaves within seconds with no visitor needed. Claims are safe across threads,
+    mail has committed (`kick`), every OUTBOX_POLL_SECONDS for retries that came due, and once at start,
+    so mail queued before a restart leaves within seconds with no visitor needed. Claims are safe across threads,
     processes and machines; cron's `flask outbox send` is the safety net. When the process ends
     normally (a deploy, gunicorn recycling a worker) the thread finishes the mail in hand and puts the
     rest it had claimed back in the queue, for the next process at once rather than after the lease."""
@@ -324,7 +324,8 @@ class _Worker:
         self.wake.set()
 
     def stop(self) -> None:
-        """Let the thread end after its current batch (a server that stops, a test that ends)."""
+        """Let the thread end after the mail in hand, the rest claimed put back (a server that stops, a test
+        that ends)."""
         atexit.unregister(self.stop)
         self.stopping.set()
         self.wake.set()
