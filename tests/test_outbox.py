@@ -168,25 +168,31 @@ def test_a_mail_queued_before_the_upgrade_goes_out_with_the_bodies_it_was_stored
     assert rcpt == ["old@example.be"] and message.get_content().strip() == "Een tekst van voor de upgrade."
 
 
-def test_mail_queued_before_a_restart_leaves_at_start_with_no_visitor(make_app, smtp_server, tmp_path, pdf_dir) -> None:
-    """The server's outbox thread delivers once at start: mail a crash or a deploy left queued does not
-    wait for the next visitor's form (nor for cron)."""
+def gunicorn_until_first_mail(smtp_server, tmp_path, pdf_dir, secret: str) -> tuple[float, str]:
+    """The app under gunicorn on this test's database and SMTP server, stopped (SIGTERM, gunicorn's graceful
+    stop) once the first mail arrived, or after 20 s; how long the first mail took, and gunicorn's log."""
     from conftest import server_env
 
     from deploy import local
 
-    app = make_app(SECRET_KEY="restart-test-secret", **smtp_config(smtp_server.port))
-    with app.app_context(), db.transaction() as s:
-        outbox.queue(s, mail.Mail("contact_confirmation", "wachtend@example.be", "We hebben je bericht goed ontvangen",
-                                  {"message": {"name": "An"}}))
-    env = {**server_env(tmp_path), "LEADFORM_SECRET_KEY": "restart-test-secret", "LEADFORM_PDF_DIR": str(pdf_dir),
+    env = {**server_env(tmp_path), "LEADFORM_SECRET_KEY": secret, "LEADFORM_PDF_DIR": str(pdf_dir),
            **{f"LEADFORM_{key}": str(value) for key, value in smtp_config(smtp_server.port).items()}}
     started = time.monotonic()
     with local.gunicorn(env, free_port(), log=tmp_path / "gunicorn.log"):
         while not smtp_server.messages and time.monotonic() - started < 20:
             time.sleep(0.05)
         waited = time.monotonic() - started
-    log = (tmp_path / "gunicorn.log").read_text()
+    return waited, (tmp_path / "gunicorn.log").read_text()
+
+
+def test_mail_queued_before_a_restart_leaves_at_start_with_no_visitor(make_app, smtp_server, tmp_path, pdf_dir) -> None:
+    """The server's outbox thread delivers once at start: mail a crash or a deploy left queued does not
+    wait for the next visitor's form (nor for cron)."""
+    app = make_app(SECRET_KEY="restart-test-secret", **smtp_config(smtp_server.port))
+    with app.app_context(), db.transaction() as s:
+        outbox.queue(s, mail.Mail("contact_confirmation", "wachtend@example.be", "We hebben je bericht goed ontvangen",
+                                  {"message": {"name": "An"}}))
+    waited, log = gunicorn_until_first_mail(smtp_server, tmp_path, pdf_dir, "restart-test-secret")
     assert [rcpt for rcpt, _ in smtp_server.messages] == [["wachtend@example.be"]], log
     assert waited < 15
 
@@ -196,24 +202,13 @@ def test_a_server_that_stops_puts_the_mail_it_had_claimed_back_in_the_queue(make
     """A deploy, or gunicorn recycling a worker, in the middle of a delivery pass: the worker finishes the
     mail in hand and puts the rest it had claimed back in the queue, so the next server sends them at its
     start instead of after the five-minute lease a crash leaves them under."""
-    from conftest import server_env
-
-    from deploy import local
-
     app = make_app(SECRET_KEY="stop-test-secret", **smtp_config(smtp_server.port))
     with app.app_context(), db.transaction() as s:
         for i in range(8):
             outbox.queue(s, mail.Mail("contact_confirmation", f"wachtend{i}@example.be",
                                       "We hebben je bericht goed ontvangen", {"message": {"name": "An"}}))
     smtp_server.delay = 0.4  # a slow mail server: the pass takes seconds
-    env = {**server_env(tmp_path), "LEADFORM_SECRET_KEY": "stop-test-secret", "LEADFORM_PDF_DIR": str(pdf_dir),
-           **{f"LEADFORM_{key}": str(value) for key, value in smtp_config(smtp_server.port).items()}}
-    started = time.monotonic()
-    with local.gunicorn(env, free_port(), log=tmp_path / "gunicorn.log"):
-        while not smtp_server.messages and time.monotonic() - started < 20:
-            time.sleep(0.05)
-    # gunicorn has stopped (SIGTERM: its graceful stop)
-    log = (tmp_path / "gunicorn.log").read_text()
+    _, log = gunicorn_until_first_mail(smtp_server, tmp_path, pdf_dir, "stop-test-secret")
     with app.app_context(), db.transaction() as s:
         rows = s.execute(select(OutboxMail.status, OutboxMail.attempts)).all()
     statuses = [status for status, _ in rows]
